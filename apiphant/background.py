@@ -1,0 +1,1 @@
+"""@seconds(N) tasks and the apiphant-background scheduler (being written)."""

@@ -1,0 +1,85 @@
+"""``apiphant PRODUCT HOST:PORT``: the API daemon's command line."""
+import argparse
+import logging
+import sys
+
+from apiphant.product import ProductError
+from apiphant.settings import add_arguments
+
+__all__ = ['main', 'parse_address']
+
+USAGE = 'apiphant PRODUCT HOST:PORT [options]\n       apiphant PRODUCT --routes'
+
+
+def parse_address(text):
+    """``(host, port)`` from ``127.0.0.1:8001``, ``[::1]:8001`` or ``::1:8001``
+    (split at the last colon, as in 0.2)."""
+    host, colon, port = text.rpartition(':')
+    if host.startswith('[') and host.endswith(']'):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f'{text!r} is not HOST:PORT (e.g. 127.0.0.1:8001 or [::1]:8001)')
+    return host, int(port)
+
+
+def parser():
+    result = argparse.ArgumentParser(
+        prog='apiphant', usage=USAGE,
+        description='Serve a product package as a JSON API: POST /api/<version>/<target>/<action>.')
+    result.add_argument('product', help='the product: a directory (examples/myproduct) or a package name')
+    result.add_argument('address', nargs='?', help='HOST:PORT to listen on; port 0 picks a free one')
+    result.add_argument('--routes', action='store_true', help='print the route table and exit')
+    add_arguments(result, 'apiphant')
+    return result
+
+
+def configure_logging(level):
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+
+
+def main(argv=None):
+    args_parser = parser()
+    args = args_parser.parse_args(argv)
+    configure_logging(args.log_level)
+    if not args.routes:
+        if args.address is None:
+            args_parser.error('HOST:PORT is missing')
+        try:
+            host, port = parse_address(args.address)
+        except ValueError as error:
+            args_parser.error(str(error))
+
+    from apiphant.dispatch import app
+    try:
+        application = app(args.product, max_body_size=args.max_body_size)
+    except ProductError as error:
+        sys.exit(f'apiphant: {error}')
+    except ValueError as error:  # a route table that cannot be built
+        sys.exit(f'apiphant: {error}')
+
+    if args.routes:
+        print_routes(application.routes.values())
+        return
+
+    from apiphant.server import serve
+    access_log = {'on': sys.stderr, 'off': None}.get(args.access_log)
+    if access_log is None and args.access_log != 'off':
+        access_log = open(args.access_log, 'a', buffering=1, encoding='utf-8')
+    try:
+        serve(application, host, port, shutdown_timeout=args.shutdown_timeout,
+              access_log=access_log, name=args.product)
+    except OSError as error:
+        sys.exit(f'apiphant: cannot listen on {args.address}: {error}')
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def print_routes(routes):
+    rows = [('PATH', 'FUNCTION', 'DOC')] + [
+        (route.path, f'{route.module}.{route.function.__name__}'
+         + (' (raw)' if route.raw_environ or route.raw_response else ''),
+         route.doc.split('\n', 1)[0]) for route in sorted(routes, key=lambda r: r.path)]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for path, function, doc in rows:
+        print(f'{path:<{widths[0]}}  {function:<{widths[1]}}  {doc}'.rstrip())

@@ -1,0 +1,113 @@
+"""The one error hierarchy. Every error a client sees is an ApiError, and an
+ApiError renders its own status line, headers and JSON body, so the hot path
+has one ``except ApiError`` and nothing else knows the shape.
+"""
+from http import HTTPStatus
+
+from apiphant.request import Request
+
+__all__ = [
+    'ApiError', 'BadRequest', 'Missing', 'Invalid', 'Unauthorized', 'Forbidden',
+    'NotFound', 'MethodNotAllowed', 'Conflict', 'PayloadTooLarge',
+    'UnprocessableEntity', 'TooManyRequests', 'ServiceUnavailable', 'status_line',
+]
+
+# RFC 9110 names, pinned so the wire does not change with the Python release.
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+_PHRASES.update({413: 'Content Too Large', 414: 'URI Too Long',
+                 416: 'Range Not Satisfiable', 422: 'Unprocessable Content'})
+STATUS_LINES = {code: f'{code} {phrase}' for code, phrase in _PHRASES.items()}
+
+
+def status_line(status):
+    """'404 Not Found' for 404; a code without a registered name still works."""
+    line = STATUS_LINES.get(status)
+    if line is None:
+        if type(status) is not int or not 100 <= status <= 599:
+            raise ValueError(f'HTTP status should be an int from 100 to 599, not {status!r}')
+        line = f'{status} Unknown'
+    return line
+
+
+class ApiError(Exception):
+    """``raise ApiError(status, error=None)`` answers ``status`` with
+    ``{"error": error}``, or with the status line when ``error`` is None."""
+
+    headers = ()
+
+    def __init__(self, status, error=None):
+        self.status_line = status_line(status)  # rejects a bad status where it is raised
+        self.status = status
+        self.error = error
+        super().__init__(status, error)
+
+    @property
+    def status_code(self):  # the 0.2 name
+        return self.status
+
+    def to_dict(self):
+        return {'error': self.status_line if self.error is None else self.error}
+
+
+class BadRequest(ApiError):
+    """400 ``{"error": {"field": ..., "state": ..., "explain": ...}}``; an
+    explain of None or '' is left out, any other (0, -1, a dict) is shown."""
+
+    state = None
+
+    def __init__(self, field, state=None, explain=None):
+        error = Request(field=field, state=state or self.state)
+        if explain is not None and explain != '':
+            error['explain'] = explain
+        super().__init__(400, error)
+        self.field = field
+        self.explain = explain
+
+
+class Missing(BadRequest):
+    state = 'missing'
+
+    def __init__(self, field, explain=None):
+        super().__init__(field, self.state, explain)
+
+
+class Invalid(BadRequest):
+    state = 'invalid'
+
+    def __init__(self, field, explain=None):
+        super().__init__(field, self.state, explain)
+
+
+class _StatusError(ApiError):
+    """A named status: ``raise NotFound()`` or ``raise NotFound('no such task')``."""
+
+    status = 500
+
+    def __init__(self, error=None):
+        super().__init__(type(self).status, error)
+
+
+class Unauthorized(_StatusError): status = 401
+class Forbidden(_StatusError): status = 403
+class NotFound(_StatusError): status = 404
+class Conflict(_StatusError): status = 409
+class PayloadTooLarge(_StatusError): status = 413
+class UnprocessableEntity(_StatusError): status = 422
+class TooManyRequests(_StatusError): status = 429
+
+
+class MethodNotAllowed(_StatusError):
+    status = 405
+
+    def __init__(self, allow=('POST',), error=None):
+        super().__init__(error)
+        self.headers = (('Allow', ', '.join(allow)),)
+
+
+class ServiceUnavailable(_StatusError):
+    status = 503
+
+    def __init__(self, error=None, retry_after=None):
+        super().__init__(error)
+        if retry_after is not None:
+            self.headers = (('Retry-After', str(int(retry_after))),)

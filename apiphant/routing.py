@@ -1,0 +1,125 @@
+"""The route table, built once at start-up from a product's module tree.
+
+``/api/v0/a/b/c/read`` is the function ``read`` of the module (or package)
+``myproduct.api.v0.a.b.c``. Routable: ``create``, ``read``, ``update`` and
+``delete`` defined in that module, and functions marked ``@action``. Never:
+names starting with ``_``, anything that is not a function, modules outside
+``api/v<N>/``. A request path only indexes the dict built here; nothing is
+imported or looked up on the file system at request time.
+"""
+import inspect
+import logging
+import pkgutil
+import re
+from dataclasses import dataclass
+
+from apiphant.product import import_module
+
+__all__ = ['Route', 'action', 'raw_environ', 'raw_response', 'discover', 'CONVENTIONAL']
+
+log = logging.getLogger('apiphant')
+
+CONVENTIONAL = ('create', 'read', 'update', 'delete')
+VERSION = re.compile(r'v\d+\Z')
+_MARK = '__apiphant_action__'
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One action: what dispatch calls, what ``--routes`` lists and what the
+    API description is made of."""
+    path: str
+    version: str
+    target: str
+    action: str
+    function: object
+    module: str
+    doc: str
+    raw_environ: bool = False
+    raw_response: bool = False
+    methods: tuple = ('POST',)
+
+
+def _mark(function, **spec):
+    marks = getattr(function, _MARK, None) or {}
+    marks.update(spec)
+    setattr(function, _MARK, marks)
+    return function
+
+
+def _decorator(name, **spec):
+    def decorate(function=None, **options):
+        if function is None:  # used with options: @raw_environ(methods=['GET', 'POST'])
+            return lambda function: decorate(function, **options)
+        if not inspect.isfunction(function):
+            raise TypeError(f'@{name} goes on a function, not on {function!r}')
+        if 'methods' in options:
+            options['methods'] = tuple(method.upper() for method in options['methods'])
+        return _mark(function, **spec, **options)
+    decorate.__name__ = name
+    decorate.__doc__ = f'Mark a function with @{name}; see the apiphant README.'
+    return decorate
+
+
+action = _decorator('action')
+action.__doc__ = ('Route a function under its own name (or ``name=``) besides '
+                  'create/read/update/delete: ``@action def login(request): ...``')
+raw_environ = _decorator('raw_environ', raw_environ=True)
+raw_environ.__doc__ = ('The action gets the WSGI environ instead of the parsed request '
+                       '(multipart uploads, say); POST only unless ``methods=`` says otherwise.')
+raw_response = _decorator('raw_response', raw_response=True)
+raw_response.__doc__ = ('The action gets ``start_response`` as a second argument and returns '
+                        'a WSGI iterable.')
+
+
+def discover(package):
+    """``{path: Route}`` for every action under ``<package>.api.v<N>``."""
+    api = import_module(f'{package}.api')
+    routes = {}
+    for info in sorted(pkgutil.iter_modules(getattr(api, '__path__', ())), key=lambda i: i.name):
+        if info.ispkg and VERSION.match(info.name):
+            version = import_module(f'{api.__name__}.{info.name}')
+            _walk(version, info.name, (), routes)
+    return routes
+
+
+def _walk(module, version, target, routes):
+    if target:
+        _collect(module, version, '/'.join(target), routes)
+    for info in sorted(pkgutil.iter_modules(getattr(module, '__path__', ())), key=lambda i: i.name):
+        if not info.name.startswith('_'):
+            child = import_module(f'{module.__name__}.{info.name}')
+            _walk(child, version, target + (info.name,), routes)
+
+
+def _collect(module, version, target, routes):
+    found = 0
+    for name, function in vars(module).items():
+        if name.startswith('_') or not inspect.isfunction(function):
+            continue
+        marks = getattr(function, _MARK, None)
+        if marks is None:
+            if name not in CONVENTIONAL:
+                continue
+            if function.__module__ != module.__name__:
+                log.warning('%s.%s is imported from %s, so it is not routed; mark it with '
+                            '@apiphant.action to route it', module.__name__, name, function.__module__)
+                continue
+            marks = {}
+        action_name = marks.get('name', name)
+        if not isinstance(action_name, str) or not action_name.isidentifier() or action_name.startswith('_'):
+            raise ValueError(f'{module.__name__}.{name}: action name {action_name!r} should be '
+                             f'an identifier not starting with _')
+        path = f'/api/{version}/{target}/{action_name}'
+        if path in routes:
+            raise ValueError(f'{module.__name__}: two functions answer {path}')
+        raw = marks.get('raw_environ', False) or marks.get('raw_response', False)
+        routes[path] = Route(
+            path=path, version=version, target=target, action=action_name,
+            function=function, module=module.__name__, doc=inspect.getdoc(function) or '',
+            raw_environ=marks.get('raw_environ', False), raw_response=marks.get('raw_response', False),
+            methods=marks.get('methods', ('POST',)) if raw else ('POST',))
+        found += 1
+    if not found and not hasattr(module, '__path__'):
+        log.warning('%s defines no action: looked for %s or @action functions',
+                    module.__name__, ', '.join(CONVENTIONAL))

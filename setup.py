@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='apiphant',
+    version='1.0.0.dev0',
+    description='A product\'s module tree served as a fast JSON API on gevent.',
+    long_description=open('README.rst', encoding='utf-8').read(),
+    long_description_content_type='text/x-rst',
+    license='MIT',
+    python_requires='>=3.11',
+    packages=find_packages(include=['apiphant', 'apiphant.*']),
+    scripts=['bin/apiphant', 'bin/apiphant-background'],
+    install_requires=[
+        'gevent>=25.4.1',  # earlier pywsgi releases have request smuggling CVEs
+        'orjson>=3.9',  # orjson.Fragment
+        'requests>=2.28',
+    ],
+    extras_require={'test': ['pytest>=8']},
+    entry_points={'pytest11': ['apiphant = apiphant.pytest_plugin']},
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Framework :: Pytest',
+    ],
+)
