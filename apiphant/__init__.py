@@ -1,11 +1,34 @@
-"""apiphant: a product's module tree served as a JSON API on gevent."""
-from apiphant.context import context
-from apiphant.dispatch import Application, app
-from apiphant.errors import ApiError
-from apiphant.request import Request
-from apiphant.routing import action, raw_environ, raw_response
+"""apiphant: a product's module tree served as a JSON API on gevent.
+
+The names below are imported on first use, so that ``python -m apiphant`` and
+the entry scripts can patch gevent before anything else is imported.
+"""
+import importlib
 
 __version__ = '1.0.0.dev0'
 
-__all__ = ['app', 'Application', 'action', 'raw_environ', 'raw_response', 'context',
-           'ApiError', 'Request', '__version__']
+_EXPORTS = {
+    'app': 'apiphant.dispatch',
+    'Application': 'apiphant.dispatch',
+    'action': 'apiphant.routing',
+    'raw_environ': 'apiphant.routing',
+    'raw_response': 'apiphant.routing',
+    'context': 'apiphant.current',
+    'ApiError': 'apiphant.errors',
+    'Request': 'apiphant.request',
+}
+
+__all__ = [*_EXPORTS, '__version__']
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'apiphant' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -6,7 +6,7 @@ import os
 import re
 
 from apiphant.codec import decode, encode
-from apiphant.context import RequestContext, enter, leave
+from apiphant.current import RequestContext, enter, leave
 from apiphant.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, status_line
 from apiphant.product import locate
 from apiphant.routing import discover
@@ -23,6 +23,15 @@ _EMPTY = b'{}'
 _INTERNAL_LINE = status_line(500)
 _INTERNAL_BODY = encode({'error': _INTERNAL_LINE})
 _CLIENT_ID = re.compile(r'[\w.:@/+=-]{1,128}', re.ASCII).fullmatch
+
+
+def _path(environ):
+    """The path as it came on the wire when the server says (``%2F`` and ``%2e``
+    stay encoded, so they match no route), else the decoded PATH_INFO."""
+    raw = environ.get('RAW_URI') or environ.get('REQUEST_URI')
+    if raw is None:
+        return environ.get('PATH_INFO')
+    return raw.partition('?')[0]
 
 
 def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE):
@@ -42,7 +51,7 @@ class Application:
         request_id = client_id if client_id and _CLIENT_ID(client_id) else self._request_ids()
         environ['apiphant.request_id'] = request_id
         headers = [_JSON, ('X-Request-Id', request_id)]
-        route = self.routes.get(environ.get('PATH_INFO'))
+        route = self.routes.get(_path(environ))
         token = enter(RequestContext(environ, request_id, route))
         try:
             if route is None:

@@ -38,6 +38,11 @@ class _Handler(WSGIHandler):
         finally:
             server.idle.discard(self)
 
+    def get_environ(self):
+        environ = super().get_environ()
+        environ['RAW_URI'] = self.path  # as gunicorn does: the path before percent-decoding
+        return environ
+
     def start_response(self, status, headers, exc_info=None):
         if self.server.draining:
             headers = [*headers, _CLOSE]

@@ -1,0 +1,145 @@
+"""Benchmark apiphant's echo against peer servers, side by side; run by hand, never in tests.
+
+Usage: .venv/bin/python bench/run.py [--duration 10] [--connections 50] [--rounds 3] [--only STACK]
+Each round loads every stack once, in turn, so the noise of a shared machine
+spreads over all of them; the table shows each stack's median round.
+"""
+import argparse
+import dataclasses
+import os
+import pathlib
+import platform
+import shutil
+import statistics
+import sys
+
+import server
+import wrk
+
+BENCH = pathlib.Path(__file__).resolve().parent
+REPO = BENCH.parent
+PEERS = BENCH / 'peers'
+BENCH_PYTHON = BENCH / '.venv' / 'bin' / 'python'
+ECHO_PATH = '/api/v0/echo/read'  # the peers answer on any path
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    name: str
+    about: str
+    argv: list  # '{port}' is replaced by the port the server listens on
+    python: pathlib.Path = pathlib.Path(sys.executable)
+
+    def command(self, port):
+        return [str(part).replace('{port}', str(port)) for part in self.argv]
+
+
+def stacks():
+    apiphant = pathlib.Path(sys.executable).with_name('apiphant')
+    product = REPO / 'examples' / 'myproduct'
+    # The gevent peers run on this interpreter, so they use the very gevent and
+    # orjson builds apiphant runs on: the differences are the code's.
+    python = sys.executable
+    return [
+        Stack('apiphant', 'apiphant echo, --access-log off',
+              [apiphant, product, '127.0.0.1:{port}', '--access-log', 'off']),
+        Stack('apiphant+log', 'apiphant echo, access log to /dev/null',
+              [apiphant, product, '127.0.0.1:{port}', '--access-log', '/dev/null']),
+        Stack('pywsgi', 'bare gevent.pywsgi WSGI echo, orjson',
+              [python, PEERS / 'pywsgi_hello.py', '{port}']),
+        Stack('canned', 'gevent StreamServer, fixed response (ceiling)',
+              [python, PEERS / 'canned_stream.py', '{port}']),
+        Stack('uvicorn', 'raw ASGI echo, uvicorn uvloop+httptools',
+              [BENCH_PYTHON, '-m', 'uvicorn', 'asgi_echo:app', '--app-dir', PEERS,
+               '--host', '127.0.0.1', '--port', '{port}', '--loop', 'uvloop',
+               '--http', 'httptools', '--lifespan', 'off', '--no-access-log',
+               '--log-level', 'warning'],
+              python=BENCH_PYTHON),
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    result: wrk.Result
+    rss: int  # bytes
+    exit_status: int
+
+
+def measure(stack, args, env):
+    port = server.free_port()
+    with server.Server(stack.command(port), port, env) as running:
+        running.check(ECHO_PATH)
+        result = wrk.run(running.url + ECHO_PATH, args.duration, args.connections)
+        rss = running.rss()
+    return Round(result, rss, running.returncode)
+
+
+def median_round(rounds):
+    """The round of median throughput (the lower one for an even count), whole."""
+    ordered = sorted(rounds, key=lambda r: r.result.requests_per_second)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def table(measured):
+    baseline = measured.get('apiphant')
+    base = median_round(baseline) if baseline else None
+
+    def ratio(value, of):
+        return f'{value / of(base):5.2f}x' if base and of(base) else '    -'
+
+    rows = [f'{"stack":<13} {"req/s":>8} {"":>6} {"p50 ms":>7} {"":>6} {"p99 ms":>7} {"":>6} '
+            f'{"errors":>6} {"RSS MiB":>7} {"":>6} {"spread":>6}']
+    for name, rounds in measured.items():
+        chosen = median_round(rounds)
+        r = chosen.result
+        throughputs = [each.result.requests_per_second for each in rounds]
+        spread = (max(throughputs) - min(throughputs)) / statistics.median(throughputs)
+        rows.append(
+            f'{name:<13} {r.requests_per_second:8.0f} '
+            f'{ratio(r.requests_per_second, lambda b: b.result.requests_per_second)} '
+            f'{r.p50 * 1e3:7.2f} {ratio(r.p50, lambda b: b.result.p50)} '
+            f'{r.p99 * 1e3:7.2f} {ratio(r.p99, lambda b: b.result.p99)} '
+            f'{r.errors:6d} {chosen.rss / 2**20:7.1f} {ratio(chosen.rss, lambda b: b.rss)} '
+            f'{spread:6.0%}')
+    return '\n'.join(rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--duration', type=int, default=10, help='seconds of load per stack and round')
+    parser.add_argument('--connections', type=int, default=50, help='wrk keep-alive connections')
+    parser.add_argument('--rounds', type=int, default=3, help='rounds; the median one is shown')
+    parser.add_argument('--only', action='append', metavar='STACK',
+                        choices=[stack.name for stack in stacks()],
+                        help='measure this stack only (repeatable)')
+    args = parser.parse_args()
+
+    if not shutil.which('wrk'):
+        sys.exit('wrk is not installed: run bash bench/setup.sh')
+    chosen = [stack for stack in stacks() if not args.only or stack.name in args.only]
+    for stack in list(chosen):
+        if not stack.python.exists():
+            print(f'{stack.name}: skipped, {stack.python} is absent (run bash bench/setup.sh)')
+            chosen.remove(stack)
+    # APIPHANT_* settings left in the shell would quietly change what is measured.
+    env = {key: value for key, value in os.environ.items() if not key.startswith('APIPHANT_')}
+
+    print(f'{platform.python_implementation()} {platform.python_version()}, '
+          f'{os.cpu_count()} cores; servers on core {server.CORE}, wrk on core {wrk.CORE}: '
+          f'{" ".join(wrk.command("URL", args.duration, args.connections)[3:])}')
+    for stack in chosen:
+        print(f'  {stack.name:<13} {stack.about}')
+    measured = {stack.name: [] for stack in chosen}
+    for number in range(1, args.rounds + 1):
+        for stack in chosen:
+            measured[stack.name].append(this := measure(stack, args, env))
+            r = this.result
+            print(f'round {number}/{args.rounds} {stack.name:<13} {r.requests_per_second:8.0f} req/s '
+                  f'p99 {r.p99 * 1e3:.2f} ms, {r.non_2xx} non-2xx, {r.socket_errors} socket errors, '
+                  f'exit {this.exit_status}', file=sys.stderr, flush=True)
+    print()
+    print(table(measured))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,2 @@
+def read(request):
+    return {'routed': 'never: vx is not a version'}
