@@ -15,7 +15,7 @@ setup(
         'orjson>=3.9',  # orjson.Fragment
         'requests>=2.28',
     ],
-    extras_require={'test': ['pytest>=8']},
+    extras_require={'test': ['pytest>=8', 'docutils']},
     entry_points={'pytest11': ['apiphant = apiphant.pytest_plugin']},
     classifiers=[
         'Programming Language :: Python :: 3',

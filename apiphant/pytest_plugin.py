@@ -40,7 +40,8 @@ class ServedProduct:
         self.process = subprocess.Popen(
             self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=self.env, cwd=self.cwd, text=True, encoding='utf-8', errors='replace')
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
         if not self._ready.wait(self.start_timeout) or self.port is None:
             self.stop(signal.SIGKILL)
             raise RuntimeError(f'apiphant did not start: {" ".join(self.command)}\n{self.output}')
@@ -89,6 +90,9 @@ class ServedProduct:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._drainer.join(5)
+        if not self._drainer.is_alive():
+            self.process.stdout.close()
         return self.process.returncode
 
     def __enter__(self):

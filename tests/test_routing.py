@@ -1,0 +1,83 @@
+"""Route discovery, without sockets."""
+import sys
+
+import pytest
+
+from apiphant.product import ProductError, locate
+from apiphant.routing import CONVENTIONAL, action, discover, raw_environ, raw_response
+from conftest import PRODUCTS
+
+
+@pytest.fixture(scope='module')
+def routes():
+    return discover(locate(str(PRODUCTS / 'proto')))
+
+
+def test_paths(routes):
+    assert sorted(routes) == [
+        '/api/v0/a/b/c/read', '/api/v0/a/read', '/api/v0/crash/create', '/api/v0/crash/read',
+        '/api/v0/ctx/read', '/api/v0/custom/list', '/api/v0/custom/login', '/api/v0/echo/create',
+        '/api/v0/echo/delete', '/api/v0/echo/read', '/api/v0/echo/update', '/api/v0/errors/create',
+        '/api/v0/errors/read', '/api/v0/errors/update', '/api/v0/raw/create', '/api/v0/raw/read',
+        '/api/v0/raw/update', '/api/v0/slow/read', '/api/v0/traps/delete', '/api/v0/types/create',
+        '/api/v0/types/read', '/api/v0/types/update', '/api/v1/echo/read']
+
+
+def test_route_record(routes):
+    route = routes['/api/v0/a/b/c/read']
+    assert (route.version, route.target, route.action, route.module) == ('v0', 'a/b/c', 'read', 'proto.api.v0.a.b.c')
+    assert route.methods == ('POST',) and not route.raw_environ and not route.raw_response
+    assert routes['/api/v0/echo/read'].doc == 'Echo the request.'
+    assert routes['/api/v0/custom/list'].function.__name__ == 'list_all'
+
+
+def test_raw_routes(routes):
+    assert routes['/api/v0/raw/create'].raw_environ and routes['/api/v0/raw/create'].methods == ('POST',)
+    assert routes['/api/v0/raw/read'].methods == ('GET', 'POST')
+    assert routes['/api/v0/raw/update'].raw_response
+
+
+def test_imported_conventional_name_is_not_routed_and_warned(routes, caplog):
+    sys.modules.pop('proto.api.v0.traps', None)
+    with caplog.at_level('WARNING', logger='apiphant'):
+        discover('proto')
+    assert 'proto.api.v0.traps.update is imported from proto.api.v0.echo' in caplog.text
+
+
+def test_decorators_keep_the_function():
+    def read(request):
+        return {}
+    assert raw_environ(read) is read and raw_response(read) is read and action(read) is read
+    assert action(name='list')(read) is read
+    with pytest.raises(TypeError):
+        action(object())
+
+
+def test_conventional_names():
+    assert CONVENTIONAL == ('create', 'read', 'update', 'delete')
+
+
+def test_product_errors(tmp_path):
+    with pytest.raises(ProductError, match='no product directory'):
+        locate(str(tmp_path / 'absent'))
+    (tmp_path / 'noapi').mkdir()
+    with pytest.raises(ProductError, match='no api/ directory'):
+        locate(str(tmp_path / 'noapi'))
+    (tmp_path / 'bad-name' / 'api').mkdir(parents=True)
+    with pytest.raises(ProductError, match='not a valid Python package name'):
+        locate(str(tmp_path / 'bad-name'))
+    with pytest.raises(ProductError, match='neither a directory nor'):
+        locate('not a package')
+
+
+def test_duplicate_action_names_are_refused(tmp_path, monkeypatch):
+    product = tmp_path / 'dupes'
+    (product / 'api' / 'v0').mkdir(parents=True)
+    for init in (product, product / 'api', product / 'api' / 'v0'):
+        (init / '__init__.py').write_text('')
+    (product / 'api' / 'v0' / 'x.py').write_text(
+        'from apiphant import action\n\ndef read(request):\n    return {}\n\n'
+        '@action(name="read")\ndef other(request):\n    return {}\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match='two functions answer /api/v0/x/read'):
+        discover('dupes')
