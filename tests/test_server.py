@@ -18,15 +18,12 @@ ECHO = '/api/v0/echo/read'
 def test_oversized_content_length_gets_413_at_once(apiphant_serve):
     server = apiphant_serve(PRODUCTS / 'proto')
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        started = time.monotonic()
         sock.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{"a":'
                      % (64 << 20))
-        answer = sock.recv(65536)
-        took = time.monotonic() - started
+        answer = sock.recv(65536)  # with 5 bytes of the 64 MiB sent
     assert answer.startswith(b'HTTP/1.1 413 ')
     assert b'Connection: close' in answer
     assert answer.endswith(b'{"error":"413 Content Too Large"}')
-    assert took < 2, 'the 413 should not wait for the body'
     assert requests.post(server.url + ECHO, json={'still': 'serving'}, timeout=10).status_code == 200
 
 
@@ -74,14 +71,12 @@ def test_sigterm_lets_requests_in_flight_finish(apiphant_serve):
 
 
 def test_sigterm_closes_idle_keep_alive_connections_at_once(apiphant_serve):
-    server = apiphant_serve(PRODUCTS / 'proto')
+    server = apiphant_serve(PRODUCTS / 'proto', '--shutdown-timeout', '60')
     with socket.create_connection((server.host, server.port), timeout=5) as idle:
         idle.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
         assert idle.recv(65536).startswith(b'HTTP/1.1 200')
-        started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(15) == 0
-        assert time.monotonic() - started < 5, 'an idle connection held up the shutdown'
+        assert server.process.wait(15) == 0  # an idle connection would hold it for 60 s
         assert idle.recv(1024) == b''
 
 
