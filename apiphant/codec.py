@@ -6,7 +6,7 @@ import decimal
 import orjson
 
 from apiphant.errors import ApiError
-from apiphant.request import Request
+from apiphant.request import Request, from_dict
 
 __all__ = ['decode', 'encode', 'NOT_AN_OBJECT']
 
@@ -28,7 +28,7 @@ def decode(body):
         raise ApiError(400, NOT_AN_OBJECT) from None
     if type(value) is not dict:
         raise ApiError(400, NOT_AN_OBJECT)
-    return Request(value)
+    return from_dict(value)
 
 
 def encode(value):

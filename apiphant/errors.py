@@ -21,12 +21,9 @@ STATUS_LINES = {code: f'{code} {phrase}' for code, phrase in _PHRASES.items()}
 
 def status_line(status):
     """'404 Not Found' for 404; a code without a registered name still works."""
-    line = STATUS_LINES.get(status)
-    if line is None:
-        if type(status) is not int or not 100 <= status <= 599:
-            raise ValueError(f'HTTP status should be an int from 100 to 599, not {status!r}')
-        line = f'{status} Unknown'
-    return line
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise ValueError(f'HTTP status should be an int from 100 to 599, not {status!r}')
+    return STATUS_LINES.get(status) or f'{int(status)} Unknown'
 
 
 class ApiError(Exception):
@@ -101,6 +98,8 @@ class MethodNotAllowed(_StatusError):
 
     def __init__(self, allow=('POST',), error=None):
         super().__init__(error)
+        if isinstance(allow, str):
+            allow = (allow,)
         self.headers = (('Allow', ', '.join(allow)),)
 
 

@@ -4,24 +4,26 @@ __all__ = ['Request']
 
 
 class Request(dict):
-    """``request.hello`` is ``request['hello']``; nested objects are Requests
-    too, also inside lists. A key named like a dict method (``items``,
-    ``copy``) is read as ``request['items']``."""
+    """``request.hello`` is ``request['hello']``. Objects inside are Requests
+    too, also inside lists (``request.item.name``, ``request['rows'][0].id``);
+    one stored later as a plain dict becomes a Request when read as an
+    attribute. A key named like a dict method (``items``, ``copy``) is read
+    as ``request['items']``."""
 
     __slots__ = ()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for key, value in self.items():
-            kind = type(value)
-            if kind is dict or kind is list:
-                self[key] = _wrap(value)
+        wrap_nested(self)
 
     def __getattr__(self, name):
         try:
-            return self[name]
+            value = self[name]
         except KeyError:
             raise AttributeError(name) from None
+        if type(value) is dict:  # stored later as a plain dict
+            value = self[name] = from_dict(value)
+        return value
 
     def __setattr__(self, name, value):
         self[name] = value
@@ -33,19 +35,45 @@ class Request(dict):
             raise AttributeError(name) from None
 
     def copy(self):
-        return Request(self)
+        """A shallow copy, still a Request."""
+        copied = _new(Request)
+        _update(copied, self)
+        return copied
 
     def __reduce__(self):
-        return Request, (dict(self),)
+        return Request, (), None, None, iter(self.items())
 
     def __repr__(self):
         return f'Request({dict.__repr__(self)})'
 
 
-def _wrap(value):
-    kind = type(value)
-    if kind is dict:
-        return Request(value)
-    if kind is list:
-        return [_wrap(item) for item in value]
-    return value
+_new = dict.__new__
+_update = dict.update
+
+
+def from_dict(value):
+    """A Request of a plain dict (from the JSON decoder), objects inside too."""
+    request = _new(Request)
+    _update(request, value)
+    wrap_nested(request)
+    return request
+
+
+def wrap_nested(root):
+    """Make every plain object inside ``root`` a Request, at any depth, in
+    copies of the lists that hold them. Iterative: the deepest nesting the
+    JSON decoder accepts is no RecursionError."""
+    pending = [root]
+    while pending:
+        container = pending.pop()
+        for key, value in (container.items() if isinstance(container, dict) else enumerate(container)):
+            kind = type(value)
+            if kind is dict:
+                wrapped = _new(Request)
+                _update(wrapped, value)
+            elif kind is list:
+                wrapped = list(value)
+            else:
+                continue
+            container[key] = wrapped
+            pending.append(wrapped)

@@ -9,7 +9,6 @@ is made without declaring anything twice.
 import ast
 import inspect
 import re
-import textwrap
 from dataclasses import dataclass, fields as dataclass_fields
 
 from apiphant.errors import (  # the typed errors, where 0.2 had them
@@ -51,7 +50,7 @@ class Field:
             if self.is_required:
                 raise Missing(name, explain)
             return self.default_value
-        if self.valid_value is not None and value != self.valid_value:
+        if self.valid_value is not None and not _same(value, self.valid_value):
             raise Invalid(name, explain)
         if self.valid_type is not None and not _is_type(value, self.valid_type):
             raise Invalid(name, explain)
@@ -73,8 +72,7 @@ class Field:
                     raise Invalid(name, explain)
             except TypeError:
                 raise Invalid(name, explain) from None
-        if self.valid_values is not None and not any(
-                value == choice and type(value) is type(choice) for choice in self.valid_values):
+        if self.valid_values is not None and not any(_same(value, choice) for choice in self.valid_values):
             raise Invalid(name, explain)
         if self.pattern is not None and not (isinstance(value, str) and re.fullmatch(self.pattern, value)):
             raise Invalid(name, explain)
@@ -86,6 +84,11 @@ class Field:
             if valid is False:
                 raise Invalid(name, explain)
         return value
+
+
+def _same(value, expected):
+    """Equal, and a JSON boolean never stands for a number (``true`` is not ``1``)."""
+    return value == expected and (type(value) is bool) == (type(expected) is bool)
 
 
 def _is_type(value, valid_type):
@@ -119,21 +122,27 @@ def declared_fields(function):
     """The ``Field`` records of the ``field()`` calls in ``function``'s source,
     in order. Options that are not literals (or names of types and functions
     the module can see) are left as None."""
+    if not inspect.isfunction(function):
+        return []
     try:
-        source = textwrap.dedent(inspect.getsource(function))
-    except (OSError, TypeError):
+        source = inspect.getsource(function)
+        # An indented (nested) function parses inside a block; a fragment
+        # (a lambda on a continuation line) does not parse at all.
+        tree = ast.parse('if 1:\n' + source if source[:1].isspace() else source)
+    except (OSError, TypeError, SyntaxError):
         return []
     namespace = {**vars(__import__('builtins')), **function.__globals__}
     found = []
-    for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Call) and _called_name(node.func) == 'field' and len(node.args) >= 2):
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _called_name(node.func) == 'field' and node.args):
             continue
         values = {}
         for key, arg in zip(_POSITIONAL, node.args[1:]):
             values[key] = _evaluate(arg, namespace)
         for keyword in node.keywords:
-            if keyword.arg in Field.__dataclass_fields__ and keyword.arg != 'parent':
-                values[keyword.arg] = _evaluate(keyword.value, namespace)
+            key = 'name' if keyword.arg == 'field_name' else keyword.arg
+            if key in Field.__dataclass_fields__ and key != 'parent':
+                values[key] = _evaluate(keyword.value, namespace)
         if isinstance(values.get('name'), str):
             parent = ast.unparse(node.args[0])
             values['parent'] = parent.split('.', 1)[1] if '.' in parent else None

@@ -8,7 +8,7 @@ _ids = itertools.count(1)
 
 
 def create(request):
-    """Create a task: {"title", "priority"?, "tags"?, "due"?} → the task."""
+    """Create a task: {"title", "priority"?, "estimate"?, "due"?} → the task."""
     title = field(request, 'title', is_required=True, valid_type=str, min_length=1, max_length=200)
     priority = field(request, 'priority', default_value='normal', valid_values=('low', 'normal', 'high'))
     estimate = field(request, 'estimate', default_value=1, valid_type=int, min_value=1, max_value=100)

@@ -1,0 +1,443 @@
+"""JSON in (strict, objects only) and out (what actions commonly return), and
+the Request the action receives."""
+import copy
+import datetime
+import decimal
+import json
+import pickle
+import uuid
+
+import pytest
+
+from apiphant.codec import NOT_AN_OBJECT, decode, encode
+from apiphant.errors import ApiError
+from apiphant.request import Request
+
+NOT_OBJECTS: list[bytes] = [
+    b'[]', b'[{}]', b'"text"', b'""', b'1', b'-1.5', b'0', b'null', b'true', b'false',
+    b'{', b'}', b'{"a"}', b'{"a":}', b'{"a":1,}', b"{'a': 1}", b'{a: 1}', b'{"a": undefined}',
+    b'{}x', b'{}{}', b'{} []', b'{"a": 1}\x00', b'{"a": 1} //',
+    b'\xff', b'\xfe\xff', b'{"a": "\xff"}', b'{"a": "\xc3"}', b'{"a": "\xed\xa0\x80"}',
+    b'\xef\xbb\xbf{}', b'\xef\xbb\xbf{"a": 1}',
+    '{"a": "é"}'.encode('utf-16'), '{"a": 1}'.encode('utf-32'),
+    b'{"a": NaN}', b'{"a": -NaN}', b'{"a": Infinity}', b'{"a": -Infinity}', b'{"a": nan}',
+    b'{"a": 1e400}', b'{"a": -1e400}', b'{"a": 01}', b'{"a": -01}', b'{"a": 1.}', b'{"a": .5}',
+    b'{"a": +1}', b'{"a": 0x10}',
+    b'{"a": "\\ud800"}', b'{"a": "\\udfff"}', b'{"a": "\\ud800x"}', b'{"a": "\\ud800\\u0041"}',
+    b'{"\\ud800": 1}', b'{"a": "\\x41"}', b'{"a": "tab\tinside"}', b'{"a": "nl\ninside"}',
+    b' ', b'\n', b'\t\r\n ', b'\x00',
+]
+
+
+def assert_not_an_object(body: bytes) -> None:
+    with pytest.raises(ApiError) as caught:
+        decode(body)
+    assert caught.value.status == 400
+    assert caught.value.to_dict() == {'error': 'Request content should be JSON Object'}
+
+
+# --- decode --------------------------------------------------------------------------------
+
+def test_not_an_object_message() -> None:
+    assert NOT_AN_OBJECT == 'Request content should be JSON Object'
+
+
+@pytest.mark.parametrize('body', [b'', bytearray(), memoryview(b'')])
+def test_empty_body_is_an_empty_request(body: bytes) -> None:
+    request = decode(body)
+    assert type(request) is Request
+    assert request == {}
+
+
+def test_empty_body_requests_are_not_shared() -> None:
+    first = decode(b'')
+    first.x = 1
+    assert decode(b'') == {}
+
+
+@pytest.mark.parametrize(('body', 'expected'), [
+    (b'{}', {}),
+    (b' {} ', {}),
+    (b'\n{"a": 1}\n', {'a': 1}),
+    (b'{"hello": "world"}', {'hello': 'world'}),
+    (b'{"n": -1.5e3, "i": 9007199254740993, "z": 0, "t": true, "f": false, "x": null}',
+     {'n': -1500.0, 'i': 9007199254740993, 'z': 0, 't': True, 'f': False, 'x': None}),
+    ('{"ü": "日本", "e": "😀"}'.encode(), {'ü': '日本', 'e': '😀'}),
+    (b'{"pair": "\\ud83d\\ude00", "esc": "\\u00e9\\n\\"\\\\\\/"}', {'pair': '😀', 'esc': 'é\n"\\/'}),
+    (b'{"a": [1, "b", null, [2, [3]]]}', {'a': [1, 'b', None, [2, [3]]]}),
+    (b'{"": 1}', {'': 1}),
+])
+def test_valid_objects(body: bytes, expected: dict[str, object]) -> None:
+    request = decode(body)
+    assert type(request) is Request
+    assert request == expected
+
+
+def test_duplicate_keys_keep_the_last() -> None:
+    assert decode(b'{"a": 1, "a": 2}') == {'a': 2}
+
+
+def test_decode_accepts_bytearray_and_memoryview() -> None:
+    assert decode(bytearray(b'{"a": 1}')) == {'a': 1}
+    assert decode(memoryview(b'{"a": 1}')) == {'a': 1}
+
+
+def test_nested_objects_are_requests() -> None:
+    request = decode(b'{"a": {"b": {"c": 1}}}')
+    assert type(request.a) is Request
+    assert type(request.a.b) is Request
+    assert request.a.b.c == 1
+
+
+def test_objects_inside_lists_are_requests() -> None:
+    request = decode(b'{"items": [{"id": 1}, [{"deep": {"er": true}}], 3]}')
+    assert type(request['items'][0]) is Request
+    assert request['items'][0].id == 1
+    assert request['items'][1][0].deep.er is True
+    assert request['items'][2] == 3
+
+
+def test_lists_stay_lists() -> None:
+    request = decode(b'{"a": [[1], []]}')
+    assert type(request.a) is list
+    assert type(request.a[0]) is list
+
+
+@pytest.mark.parametrize('body', NOT_OBJECTS)
+def test_not_an_object_is_400(body: bytes) -> None:
+    assert_not_an_object(body)
+
+
+@pytest.mark.parametrize('depth', [10, 100, 300, 500, 1_000, 5_000, 100_000])
+def test_deeply_nested_objects_are_accepted_or_400(depth: int) -> None:
+    body = b'{"a":' * depth + b'1' + b'}' * depth
+    try:
+        request = decode(body)
+    except ApiError as error:
+        assert error.to_dict() == {'error': NOT_AN_OBJECT}
+    else:
+        assert type(request) is Request
+
+
+@pytest.mark.parametrize('depth', [10, 100, 300, 500, 1_000, 5_000, 100_000])
+def test_deeply_nested_lists_are_accepted_or_400(depth: int) -> None:
+    body = b'{"a":' + b'[' * depth + b']' * depth + b'}'
+    try:
+        request = decode(body)
+    except ApiError as error:
+        assert error.to_dict() == {'error': NOT_AN_OBJECT}
+    else:
+        assert type(request) is Request
+
+
+def test_moderate_nesting_is_accepted_with_attribute_access() -> None:
+    depth = 50
+    request = decode(b'{"a":' * depth + b'1' + b'}' * depth)
+    for _ in range(depth - 1):
+        request = request.a
+    assert request.a == 1
+
+
+def test_round_trip() -> None:
+    value = {'a': [1, 2.5, 'x', None, True, {'b': []}], 'c': {}}
+    assert decode(encode(value)) == value
+
+
+# --- encode --------------------------------------------------------------------------------
+
+def loads(data: bytes) -> object:
+    return json.loads(data, parse_float=decimal.Decimal, parse_int=decimal.Decimal)
+
+
+@pytest.mark.parametrize(('value', 'text'), [
+    (datetime.datetime(2024, 1, 2, 3, 4, 5), '2024-01-02T03:04:05'),
+    (datetime.datetime(2024, 1, 2, 3, 4, 5, 678901), '2024-01-02T03:04:05.678901'),
+    (datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc), '2024-01-02T03:04:05+00:00'),
+    (datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30))),
+     '2024-01-02T03:04:05+05:30'),
+    (datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(-datetime.timedelta(hours=8))),
+     '2024-01-02T03:04:05-08:00'),
+    (datetime.date(2024, 2, 29), '2024-02-29'),
+    (datetime.time(3, 4, 5), '03:04:05'),
+    (datetime.time(3, 4, 5, 6), '03:04:05.000006'),
+    (datetime.time(0, 0), '00:00:00'),
+])
+def test_dates_and_times_are_iso_8601(value: object, text: str) -> None:
+    assert json.loads(encode({'at': value})) == {'at': text}
+    assert json.loads(encode({'at': value}))['at'] == value.isoformat()
+
+
+def test_aware_datetime_keeps_its_offset_not_converted_to_utc() -> None:
+    tz = datetime.timezone(datetime.timedelta(hours=-3))
+    value = datetime.datetime(2024, 6, 1, 23, 30, tzinfo=tz)
+    assert datetime.datetime.fromisoformat(json.loads(encode({'at': value}))['at']) == value
+    assert json.loads(encode({'at': value}))['at'].endswith('-03:00')
+
+
+@pytest.mark.parametrize('text', [
+    '3.14159265358979323846264338327950288', '0.1', '-0.5', '10', '0', '-0', '0.00', '1E+2', '1E-10',
+    '123456789012345678901234567890', '1.000000000000000000001', '-99999999999999999999.99',
+])
+def test_finite_decimal_is_a_json_number_with_all_digits(text: str) -> None:
+    data = encode({'n': decimal.Decimal(text)})
+    assert b'"' not in data.replace(b'"n"', b'')
+    assert loads(data) == {'n': decimal.Decimal(text)}
+    assert str(loads(data)['n']) == str(decimal.Decimal(text))
+
+
+@pytest.mark.parametrize('text', ['NaN', '-NaN', 'sNaN', 'Infinity', '-Infinity'])
+def test_non_finite_decimal_is_a_type_error(text: str) -> None:
+    with pytest.raises(TypeError):
+        encode({'n': decimal.Decimal(text)})
+
+
+def test_decimal_inside_list_and_set() -> None:
+    assert loads(encode({'a': [decimal.Decimal('1.10')], 'b': {decimal.Decimal('2.5')}})) == {
+        'a': [decimal.Decimal('1.10')], 'b': [decimal.Decimal('2.5')]}
+
+
+def test_uuid_is_its_string() -> None:
+    value = uuid.UUID('12345678-1234-5678-1234-567812345678')
+    assert json.loads(encode({'id': value})) == {'id': '12345678-1234-5678-1234-567812345678'}
+
+
+@pytest.mark.parametrize(('value', 'expected'), [
+    ({3, 1, 2}, [1, 2, 3]),
+    (frozenset({'b', 'c', 'a'}), ['a', 'b', 'c']),
+    (set(), []),
+    ({2.5, -1, 0}, [-1, 0, 2.5]),
+    ({(1, 'a')}, [[1, 'a']]),
+])
+def test_sets_are_sorted_lists(value: object, expected: list[object]) -> None:
+    assert json.loads(encode({'s': value})) == {'s': expected}
+
+
+@pytest.mark.parametrize('value', [{1, 'a', None}, frozenset({'x', 2, 3.5}), {True, 'b'}])
+def test_sets_of_mixed_types_are_still_encoded(value: object) -> None:
+    encoded = json.loads(encode({'s': value}))['s']
+    assert type(encoded) is list
+    assert sorted(map(repr, encoded)) == sorted(map(repr, value))
+
+
+@pytest.mark.parametrize(('value', 'expected'), [((1, 2), [1, 2]), ((), []), (((1,), ('a',)), [[1], ['a']])])
+def test_tuples_are_lists(value: tuple[object, ...], expected: list[object]) -> None:
+    assert json.loads(encode({'t': value})) == {'t': expected}
+
+
+@pytest.mark.parametrize(('value', 'expected'), [
+    ({1: 'x'}, {'1': 'x'}),
+    ({1: 'x', 'b': 2}, {'1': 'x', 'b': 2}),
+    ({'outer': {2: [decimal.Decimal('1.5')]}}, {'outer': {'2': [1.5]}}),
+    ({-7: 1, 0: 2}, {'-7': 1, '0': 2}),
+])
+def test_int_keys_are_string_keys(value: dict[object, object], expected: dict[str, object]) -> None:
+    assert json.loads(encode(value)) == expected
+
+
+def test_int_keys_match_the_json_module() -> None:
+    value = {1: 'a', 2: [1, 2]}
+    assert json.loads(encode(value)) == json.loads(json.dumps(value))
+
+
+def test_request_encodes() -> None:
+    assert encode(Request(a=1)) == b'{"a":1}'
+
+
+def test_nested_requests_encode() -> None:
+    value = Request({'a': {'b': [{'c': 1}, [{'d': None}]]}})
+    assert type(value.a.b[0]) is Request
+    assert json.loads(encode(value)) == {'a': {'b': [{'c': 1}, [{'d': None}]]}}
+
+
+def test_request_with_a_method_named_key_encodes() -> None:
+    assert json.loads(encode(Request(items=[1], copy=2, keys='k'))) == {'items': [1], 'copy': 2, 'keys': 'k'}
+
+
+def test_decoded_request_encodes_back() -> None:
+    body = b'{"a":{"b":[{"c":1}]},"u":"\xc3\xa9"}'
+    assert encode(decode(body)) == body
+
+
+@pytest.mark.parametrize(('value', 'seconds'), [
+    (datetime.timedelta(seconds=90), 90),
+    (datetime.timedelta(seconds=1, microseconds=500000), 1.5),
+    (datetime.timedelta(days=1), 86400),
+    (datetime.timedelta(), 0),
+    (datetime.timedelta(days=-1), -86400),
+])
+def test_timedelta_is_seconds(value: datetime.timedelta, seconds: float) -> None:
+    assert json.loads(encode({'d': value})) == {'d': seconds}
+
+
+def _function() -> None:
+    pass
+
+
+class _Thing:
+    pass
+
+
+@pytest.mark.parametrize('value', [
+    object(), _function, len, lambda: 1, _Thing(), _Thing, b'bytes', bytearray(b'x'),
+    {object()}, [object()], complex(1, 2), Exception('x'), range(3), iter([1]),
+])
+def test_non_encodable_is_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError):
+        encode({'v': value})
+
+
+@pytest.mark.parametrize('value', [object(), (1, 2), frozenset()])
+def test_non_encodable_key_is_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError):
+        encode({value: 1})
+
+
+@pytest.mark.parametrize('value', [2**64, -(2**63) - 1, 10**30, -(10**30)])
+def test_integer_beyond_64_bits_is_a_type_error(value: int) -> None:
+    with pytest.raises(TypeError):
+        encode({'n': value})
+
+
+@pytest.mark.parametrize('value', [2**64 - 1, -(2**63), 2**53 + 1, 0])
+def test_integers_within_64_bits_keep_every_digit(value: int) -> None:
+    assert encode({'n': value}) == b'{"n":%d}' % value
+
+
+def test_encode_returns_compact_utf8_bytes() -> None:
+    assert encode({'é': '😀', 'a': [1, 2]}) == '{"é":"😀","a":[1,2]}'.encode()
+
+
+def test_encode_keeps_key_order() -> None:
+    assert encode({'b': 1, 'a': 2}) == b'{"b":1,"a":2}'
+
+
+# --- Request -------------------------------------------------------------------------------
+
+def test_attribute_get() -> None:
+    assert Request(hello='world').hello == 'world'
+
+
+def test_attribute_set_is_an_item() -> None:
+    request = Request()
+    request.hello = 'world'
+    assert request == {'hello': 'world'}
+    assert request['hello'] == 'world'
+
+
+def test_attribute_delete() -> None:
+    request = Request(a=1, b=2)
+    del request.a
+    assert request == {'b': 2}
+
+
+def test_item_set_reads_as_attribute() -> None:
+    request = Request()
+    request['x'] = 5
+    assert request.x == 5
+
+
+def test_missing_attribute_is_attribute_error() -> None:
+    with pytest.raises(AttributeError) as caught:
+        Request(a=1).b  # noqa: B018
+    assert not isinstance(caught.value, KeyError)
+    assert 'b' in str(caught.value)
+
+
+def test_hasattr_of_missing_key_is_false() -> None:
+    assert hasattr(Request(a=1), 'a')
+    assert not hasattr(Request(a=1), 'b')
+    assert getattr(Request(), 'b', 'dflt') == 'dflt'
+
+
+def test_delete_missing_attribute_is_attribute_error() -> None:
+    with pytest.raises(AttributeError):
+        del Request().missing
+
+
+def test_missing_key_is_key_error() -> None:
+    with pytest.raises(KeyError):
+        Request()['missing']  # noqa: B018
+
+
+def test_keys_named_like_dict_methods_read_by_item() -> None:
+    request = Request(items=[1], copy=2)
+    assert request['items'] == [1]
+    assert request['copy'] == 2
+    assert callable(request.items) and callable(request.copy)
+    assert type(request.copy()) is Request
+
+
+def test_request_has_no_instance_dict() -> None:
+    with pytest.raises(AttributeError):
+        Request().__dict__  # noqa: B018
+
+
+def test_request_is_a_dict() -> None:
+    assert isinstance(Request(), dict)
+
+
+def test_request_from_kwargs_and_pairs() -> None:
+    assert Request([('a', {'b': 1})], c={'d': 2}).a.b == 1
+    assert Request([('a', {'b': 1})], c={'d': 2}).c.d == 2
+
+
+def test_copy_keeps_the_type() -> None:
+    copied = Request(a=1).copy()
+    assert type(copied) is Request
+    assert copied == {'a': 1}
+
+
+def test_copy_is_a_new_request() -> None:
+    original = Request(a=1)
+    copied = original.copy()
+    copied.b = 2
+    assert original == {'a': 1}
+
+
+def test_copy_is_shallow_for_nested_objects() -> None:
+    original = decode(b'{"item": {"name": "x"}}')
+    assert original.copy().item is original.item
+
+
+def test_copy_is_shallow_for_lists() -> None:
+    original = decode(b'{"tags": ["a"], "items": [{"id": 1}]}')
+    copied = original.copy()
+    assert copied.tags is original.tags
+    assert copied['items'] is original['items']
+
+
+def test_copy_module_copy_is_shallow() -> None:
+    original = decode(b'{"tags": ["a"], "item": {"id": 1}}')
+    copied = copy.copy(original)
+    assert type(copied) is Request
+    assert copied.item is original.item
+    assert copied.tags is original.tags
+
+
+def test_deepcopy_keeps_the_types() -> None:
+    original = decode(b'{"tags": [{"a": 1}], "item": {"id": 1}}')
+    copied = copy.deepcopy(original)
+    assert copied == original
+    assert copied.item is not original.item
+    assert type(copied.item) is Request
+    assert type(copied.tags[0]) is Request
+
+
+@pytest.mark.parametrize('protocol', range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pickle_round_trip(protocol: int) -> None:
+    original = decode(b'{"a": {"b": [{"c": 1}]}, "n": null, "s": "x"}')
+    loaded = pickle.loads(pickle.dumps(original, protocol))
+    assert loaded == original
+    assert type(loaded) is Request
+    assert type(loaded.a) is Request
+    assert loaded.a.b[0].c == 1
+
+
+def test_repr() -> None:
+    assert repr(Request()) == 'Request({})'
+    assert repr(Request(a=1)) == "Request({'a': 1})"
+    assert repr(Request(a={'b': 'c'})) == "Request({'a': Request({'b': 'c'})})"
+
+
+def test_equal_to_a_dict() -> None:
+    assert Request(a={'b': [1]}) == {'a': {'b': [1]}}
