@@ -8,7 +8,7 @@ from apiphant.settings import add_arguments
 
 __all__ = ['main', 'parse_address']
 
-USAGE = 'apiphant PRODUCT HOST:PORT [options]\n       apiphant PRODUCT --routes'
+USAGE = 'apiphant PRODUCT HOST:PORT [options]\n       apiphant PRODUCT --routes\n       apiphant new NAME [DIR]'
 
 
 def parse_address(text):
@@ -39,6 +39,10 @@ def configure_logging(level):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['new']:
+        from apiphant.scaffold import main as new
+        return new(argv[1:])
     args_parser = parser()
     args = args_parser.parse_args(argv)
     configure_logging(args.log_level)

@@ -9,7 +9,7 @@ from apiphant.codec import decode, encode
 from apiphant.current import RequestContext, enter, leave
 from apiphant.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, status_line
 from apiphant.product import locate
-from apiphant.routing import discover
+from apiphant.routing import Route, discover
 
 __all__ = ['app', 'Application', 'DEFAULT_MAX_BODY_SIZE']
 
@@ -34,9 +34,19 @@ def _path(environ):
     return raw.partition('?')[0]
 
 
+def health(environ):
+    """Readiness: answers once start-up is complete, for load balancers and reload scripts."""
+    return {'ok': True}
+
+
+HEALTH = Route(path='/health', version='', target='', action='health', function=health,
+               module=__name__, doc=health.__doc__, raw_environ=True, methods=('GET', 'POST'))
+
+
 def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE):
-    """The WSGI application serving ``product`` (a directory or a package name)."""
-    return Application(discover(locate(product)), max_body_size=max_body_size)
+    """The WSGI application serving ``product`` (a directory or a package name),
+    with ``GET /health`` beside the product's routes."""
+    return Application({**discover(locate(product)), HEALTH.path: HEALTH}, max_body_size=max_body_size)
 
 
 class Application:

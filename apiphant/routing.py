@@ -2,7 +2,8 @@
 
 ``/api/v0/a/b/c/read`` is the function ``read`` of the module (or package)
 ``myproduct.api.v0.a.b.c``. Routable: ``create``, ``read``, ``update`` and
-``delete`` defined in that module, and functions marked ``@action``. Never:
+``delete`` defined in that module, functions marked ``@action``, and the
+actions an object of the module provides (``apiphant_actions()``). Never:
 names starting with ``_``, anything that is not a function, modules outside
 ``api/v<N>/``. A request path only indexes the dict built here; nothing is
 imported or looked up on the file system at request time.
@@ -38,6 +39,17 @@ class Route:
     raw_environ: bool = False
     raw_response: bool = False
     methods: tuple = ('POST',)
+
+
+def _provided(module):
+    """Actions that objects of a module provide: an object with an
+    ``apiphant_actions()`` method (a CRUD table, say) returns ``{name: function}``;
+    each function is routed as if marked ``@action``."""
+    for name, value in list(vars(module).items()):
+        provide = getattr(type(value), 'apiphant_actions', None)
+        if provide is not None and not name.startswith('_'):
+            for action_name, function in provide(value).items():
+                yield action_name, _mark(function, name=action_name)
 
 
 def _mark(function, **spec):
@@ -94,7 +106,9 @@ def _walk(module, version, target, routes):
 
 def _collect(module, version, target, routes):
     found = 0
-    for name, function in vars(module).items():
+    candidates = dict(_provided(module))
+    candidates.update(vars(module))  # a function the module defines itself wins
+    for name, function in candidates.items():
         if name.startswith('_') or not inspect.isfunction(function):
             continue
         marks = getattr(function, _MARK, None)

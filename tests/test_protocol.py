@@ -96,6 +96,12 @@ def test_other_methods_get_405(proto, method):
     assert response.json() == {'error': '405 Method Not Allowed'}
 
 
+def test_health(proto):
+    response = requests.get(proto.url + '/health', timeout=10)
+    assert (response.status_code, response.json()) == (200, {'ok': True})
+    assert requests.put(proto.url + '/health', timeout=10).status_code == 405
+
+
 def test_head_gets_405_without_a_body(proto):
     response = requests.head(proto.url + '/api/v0/echo/read', timeout=10)
     assert response.status_code == 405
