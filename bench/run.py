@@ -10,6 +10,7 @@ import os
 import pathlib
 import platform
 import shutil
+import signal
 import statistics
 import sys
 
@@ -80,27 +81,25 @@ def median_round(rounds):
     return ordered[(len(ordered) - 1) // 2]
 
 
+def _figures(chosen):
+    r = chosen.result
+    return r.requests_per_second, r.p50 * 1e3, r.p99 * 1e3, chosen.rss / 2**20
+
+
 def table(measured):
-    baseline = measured.get('apiphant')
-    base = median_round(baseline) if baseline else None
-
-    def ratio(value, of):
-        return f'{value / of(base):5.2f}x' if base and of(base) else '    -'
-
-    rows = [f'{"stack":<13} {"req/s":>8} {"":>6} {"p50 ms":>7} {"":>6} {"p99 ms":>7} {"":>6} '
-            f'{"errors":>6} {"RSS MiB":>7} {"":>6} {"spread":>6}']
+    """One row per stack: its median round, each figure followed by its ratio to apiphant's."""
+    base = _figures(median_round(measured['apiphant'])) if 'apiphant' in measured else None
+    rows = [f'{"stack":<13} {"req/s":>8} {"/echo":>6} {"p50 ms":>7} {"/echo":>6} '
+            f'{"p99 ms":>7} {"/echo":>6} {"errors":>6} {"RSS MiB":>7} {"/echo":>6} {"spread":>6}']
     for name, rounds in measured.items():
         chosen = median_round(rounds)
-        r = chosen.result
+        figures = _figures(chosen)
+        ratios = [f'{value / of:5.2f}x' if base else '     -' for value, of in zip(figures, base or figures)]
         throughputs = [each.result.requests_per_second for each in rounds]
         spread = (max(throughputs) - min(throughputs)) / statistics.median(throughputs)
-        rows.append(
-            f'{name:<13} {r.requests_per_second:8.0f} '
-            f'{ratio(r.requests_per_second, lambda b: b.result.requests_per_second)} '
-            f'{r.p50 * 1e3:7.2f} {ratio(r.p50, lambda b: b.result.p50)} '
-            f'{r.p99 * 1e3:7.2f} {ratio(r.p99, lambda b: b.result.p99)} '
-            f'{r.errors:6d} {chosen.rss / 2**20:7.1f} {ratio(chosen.rss, lambda b: b.rss)} '
-            f'{spread:6.0%}')
+        rows.append(f'{name:<13} {figures[0]:8.0f} {ratios[0]} {figures[1]:7.2f} {ratios[1]} '
+                    f'{figures[2]:7.2f} {ratios[2]} {chosen.result.errors:6d} '
+                    f'{figures[3]:7.1f} {ratios[3]} {spread:6.0%}')
     return '\n'.join(rows)
 
 
@@ -113,6 +112,8 @@ def main():
                         choices=[stack.name for stack in stacks()],
                         help='measure this stack only (repeatable)')
     args = parser.parse_args()
+    # A SIGTERM unwinds like Ctrl-C, so every server is still stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit('run.py: terminated'))
 
     if not shutil.which('wrk'):
         sys.exit('wrk is not installed: run bash bench/setup.sh')

@@ -21,6 +21,13 @@ CONTENT_LENGTH = re.compile(rb'\r\ncontent-length:\s*(\d+)', re.IGNORECASE)
 
 
 def handle(sock, address):
+    try:
+        _serve(sock)
+    except ConnectionResetError:
+        pass  # wrk resets its connections when it stops
+
+
+def _serve(sock):
     buffer = b''
     while True:
         end = buffer.find(b'\r\n\r\n')
