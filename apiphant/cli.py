@@ -66,15 +66,17 @@ def main(argv=None):
         print_routes(application.routes.values())
         return
 
-    from apiphant.server import serve
-    access_log = {'on': sys.stderr, 'off': None}.get(args.access_log)
-    if access_log is None and args.access_log != 'off':
-        access_log = open(args.access_log, 'a', buffering=1, encoding='utf-8')
+    from apiphant.server import listen, serve
     try:
-        serve(application, host, port, shutdown_timeout=args.shutdown_timeout,
-              access_log=access_log, name=args.product)
+        listener = listen(host, port)
     except OSError as error:
         sys.exit(f'apiphant: cannot listen on {args.address}: {error}')
+    access_log = {'on': sys.stderr, 'off': None}.get(args.access_log)
+    if access_log is None and args.access_log != 'off':
+        access_log = open(args.access_log, 'a', encoding='utf-8')
+    try:
+        serve(application, listener, name=args.product, shutdown_timeout=args.shutdown_timeout,
+              access_log=access_log)
     except KeyboardInterrupt:
         sys.exit(130)
 

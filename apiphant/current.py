@@ -6,67 +6,84 @@ before the action and clears it after. It lives in a ContextVar, which gevent
 keeps per greenlet (and threads per thread), so concurrent requests never see
 each other's context.
 """
-from collections.abc import Mapping
 from contextvars import ContextVar
 
 __all__ = ['context', 'RequestContext', 'Headers']
 
 
-class Headers(Mapping):
-    """Request headers read from the WSGI environ, case-insensitively:
-    ``context.headers['X-Request-Id']``."""
+class Headers(dict):
+    """Request headers by lower-case name, read case-insensitively:
+    ``context.headers['X-Request-Id']``, ``context.headers.get('user-agent')``."""
 
-    __slots__ = ('_environ',)
-
-    def __init__(self, environ):
-        self._environ = environ
-
-    @staticmethod
-    def _key(name):
-        key = name.upper().replace('-', '_')
-        return key if key in ('CONTENT_TYPE', 'CONTENT_LENGTH') else 'HTTP_' + key
+    __slots__ = ()
 
     def __getitem__(self, name):
-        value = self._environ.get(self._key(name))
-        if value is None:
-            raise KeyError(name)
-        return value
+        return dict.__getitem__(self, name.lower())
 
-    def __iter__(self):
-        for key in self._environ:
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name.lower())
+
+    @classmethod
+    def from_raw(cls, pairs):
+        """From the parser's (name, value) byte pairs; repeated headers joined."""
+        headers = cls()
+        for name, value in pairs:
+            name = name.decode('latin-1').lower()
+            value = value.decode('latin-1')
+            if name in headers:
+                value = dict.__getitem__(headers, name) + ('; ' if name == 'cookie' else ', ') + value
+            dict.__setitem__(headers, name, value)
+        return headers
+
+    @classmethod
+    def from_environ(cls, environ):
+        headers = cls()
+        for key, value in environ.items():
             if key.startswith('HTTP_'):
-                yield key[5:].replace('_', '-').title()
-            elif key in ('CONTENT_TYPE', 'CONTENT_LENGTH') and self._environ[key]:
-                yield key.replace('_', '-').title()
-
-    def __len__(self):
-        return sum(1 for _ in self)
-
-    def __repr__(self):
-        return f'Headers({dict(self)!r})'
+                headers[key[5:].replace('_', '-').lower()] = value
+            elif key in ('CONTENT_TYPE', 'CONTENT_LENGTH') and value:
+                headers[key.replace('_', '-').lower()] = value
+        return headers
 
 
 class RequestContext:
-    """The context of one request."""
+    """The context of one request. The WSGI environ and the headers are made
+    on first use, when the server did not need them itself: from
+    ``make_environ()`` and from the parser's ``raw_headers``."""
 
-    __slots__ = ('environ', 'request_id', 'route')
+    __slots__ = ('request_id', 'route', 'client', '_headers', '_environ', 'make_environ', 'raw_headers')
 
-    def __init__(self, environ, request_id, route):
-        self.environ = environ
+    def __init__(self, request_id, route, client, headers=None, environ=None, make_environ=None,
+                 raw_headers=None):
         self.request_id = request_id
         self.route = route
+        self.client = client
+        self._headers = headers
+        self._environ = environ
+        self.make_environ = make_environ
+        self.raw_headers = raw_headers
+
+    @property
+    def environ(self):
+        if self._environ is None and self.make_environ is not None:
+            self._environ = self.make_environ()
+        return self._environ
 
     @property
     def headers(self):
-        return Headers(self.environ)
-
-    @property
-    def client(self):
-        """The client's address, as the server saw it."""
-        return self.environ.get('REMOTE_ADDR')
+        if self._headers is None:
+            if self.raw_headers is not None:
+                self._headers = Headers.from_raw(self.raw_headers)
+            else:
+                self._headers = Headers.from_environ(self.environ or {})
+        return self._headers
 
 
 _current = ContextVar('apiphant.context')
+_EMPTY = RequestContext(None, None, None, Headers(), None)
 
 
 class _ContextProxy:
@@ -76,21 +93,14 @@ class _ContextProxy:
     __slots__ = ()
 
     def __getattr__(self, name):
-        current = _current.get(None)
-        if current is None:
-            if name in RequestContext.__slots__ or name in ('client',):
-                return None
-            if name == 'headers':
-                return Headers({})
-            raise AttributeError(name)
-        return getattr(current, name)
+        return getattr(_current.get(_EMPTY), name)
 
     def __bool__(self):
-        return _current.get(None) is not None
+        return _current.get(_EMPTY) is not _EMPTY
 
     def __repr__(self):
-        current = _current.get(None)
-        return 'context(none)' if current is None else f'context(request_id={current.request_id!r})'
+        current = _current.get(_EMPTY)
+        return 'context(none)' if current is _EMPTY else f'context(request_id={current.request_id!r})'
 
 
 context = _ContextProxy()

@@ -1,5 +1,10 @@
 """The hot path: a request in, one dict look-up, one JSON decode, one call,
-one JSON encode, a response out. ``Application`` is a plain WSGI callable."""
+one JSON encode, a response out.
+
+``Application.respond()`` answers a request whose body has been read, for
+apiphant's own HTTP front; ``Application`` is also a plain WSGI callable, for
+any other server.
+"""
 import itertools
 import logging
 import os
@@ -11,27 +16,18 @@ from apiphant.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarg
 from apiphant.product import locate
 from apiphant.routing import Route, discover
 
-__all__ = ['app', 'Application', 'DEFAULT_MAX_BODY_SIZE']
+__all__ = ['app', 'Application', 'DEFAULT_MAX_BODY_SIZE', 'HEALTH']
 
 log = logging.getLogger('apiphant')
 
 DEFAULT_MAX_BODY_SIZE = 1 << 20
-_JSON = ('Content-Type', 'application/json')
-_CLOSE = ('Connection', 'close')
 _OK = '200 OK'
 _EMPTY = b'{}'
+_NO_HEADERS = ()
+_CLOSE = ('Connection', 'close')
 _INTERNAL_LINE = status_line(500)
 _INTERNAL_BODY = encode({'error': _INTERNAL_LINE})
 _CLIENT_ID = re.compile(r'[\w.:@/+=-]{1,128}', re.ASCII).fullmatch
-
-
-def _path(environ):
-    """The path as it came on the wire when the server says (``%2F`` and ``%2e``
-    stay encoded, so they match no route), else the decoded PATH_INFO."""
-    raw = environ.get('RAW_URI') or environ.get('REQUEST_URI')
-    if raw is None:
-        return environ.get('PATH_INFO')
-    return raw.partition('?')[0]
 
 
 def health(environ):
@@ -53,47 +49,89 @@ class Application:
     def __init__(self, routes, *, max_body_size=DEFAULT_MAX_BODY_SIZE):
         self.routes = routes
         self.max_body_size = max_body_size
-        self._request_ids = map('{}{:x}'.format, itertools.repeat(os.urandom(4).hex() + '-'),
-                                itertools.count(1)).__next__
+        self.new_request_id = map('{}{:x}'.format, itertools.repeat(os.urandom(4).hex() + '-'),
+                                  itertools.count(1)).__next__
 
-    def __call__(self, environ, start_response):
-        client_id = environ.get('HTTP_X_REQUEST_ID')
-        request_id = client_id if client_id and _CLIENT_ID(client_id) else self._request_ids()
-        environ['apiphant.request_id'] = request_id
-        headers = [_JSON, ('X-Request-Id', request_id)]
-        route = self.routes.get(_path(environ))
-        token = enter(RequestContext(environ, request_id, route))
+    def request_id(self, given):
+        """The client's X-Request-Id when it is sane, a new one otherwise."""
+        return given if given and _CLIENT_ID(given) else self.new_request_id()
+
+    def respond(self, route, method, body, context):
+        """``(status line, extra headers, body)`` for a request to ``route``
+        (None: no such route) whose body has been read."""
+        token = enter(context)
         try:
             if route is None:
                 raise NotFound()
-            if environ['REQUEST_METHOD'] not in route.methods:
+            if method not in route.methods:
                 raise MethodNotAllowed(route.methods)
-            if route.raw_environ:
-                request = environ
-            else:
-                request = decode(self._read_body(environ, headers))
+            request = context.environ if route.raw_environ else decode(body)
             if route.raw_response:
-                return route.function(request, start_response)
+                return _collect(route.function, request)
             response = route.function(request)
             if response is None:
-                body = _EMPTY
-            elif isinstance(response, dict):
-                body = encode(response)
-            else:
-                raise TypeError(f'{route.module}.{route.function.__name__} returned '
-                                f'{type(response).__name__}, an action should return a dict or None')
-            status = _OK
+                return _OK, _NO_HEADERS, _EMPTY
+            if isinstance(response, dict):
+                return _OK, _NO_HEADERS, encode(response)
+            raise TypeError(f'{route.module}.{route.function.__name__} returned '
+                            f'{type(response).__name__}, an action should return a dict or None')
         except ApiError as error:
-            status, body = self._error(error, headers, environ)
+            return self.error(error, context)
         except Exception:
-            status, body = self._crash(environ)
+            return self.crash(context)
         finally:
             leave(token)
+
+    def error(self, error, context):
+        try:
+            return error.status_line, error.headers, encode(error.to_dict())
+        except TypeError:
+            return self.crash(context)
+
+    @staticmethod
+    def crash(context):
+        route = context.route
+        log.exception('%s failed, request id %s', route.path if route else 'request', context.request_id)
+        return _INTERNAL_LINE, _NO_HEADERS, _INTERNAL_BODY
+
+    def __call__(self, environ, start_response):
+        """WSGI."""
+        request_id = self.request_id(environ.get('HTTP_X_REQUEST_ID'))
+        environ['apiphant.request_id'] = request_id
+        route = self.routes.get(_path(environ))
+        method = environ['REQUEST_METHOD']
+        context = RequestContext(request_id, route, environ.get('REMOTE_ADDR'), environ=environ)
+        headers = [('Content-Type', 'application/json'), ('X-Request-Id', request_id)]
+        body = b''
+        if route is not None and method in route.methods:
+            if route.raw_response:  # its own answer, streamed as it likes
+                token = enter(context)
+                try:
+                    return route.function(environ if route.raw_environ else decode(self._read_body(environ)),
+                                          start_response)
+                except ApiError as error:
+                    status, extra, body = self.error(error, context)
+                except Exception:
+                    status, extra, body = self.crash(context)
+                finally:
+                    leave(token)
+                return self._finish(start_response, headers, status, extra, body)
+            if not route.raw_environ:
+                try:
+                    body = self._read_body(environ)
+                except ApiError as error:
+                    headers.append(_CLOSE)  # the body is left unread
+                    return self._finish(start_response, headers, *self.error(error, context))
+        return self._finish(start_response, headers, *self.respond(route, method, body, context))
+
+    @staticmethod
+    def _finish(start_response, headers, status, extra, body):
+        headers.extend(extra)
         headers.append(('Content-Length', str(len(body))))
         start_response(status, headers)
         return [body]
 
-    def _read_body(self, environ, headers):
+    def _read_body(self, environ):
         length = environ.get('CONTENT_LENGTH')
         if length:
             try:
@@ -101,27 +139,41 @@ class Application:
             except ValueError:
                 raise ApiError(400, 'Invalid Content-Length') from None
             if length > self.max_body_size:
-                headers.append(_CLOSE)  # the body is left unread
                 raise PayloadTooLarge()
             return environ['wsgi.input'].read(length) if length > 0 else b''
         if 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower():
             body = environ['wsgi.input'].read(self.max_body_size + 1)
             if len(body) > self.max_body_size:
-                headers.append(_CLOSE)
                 raise PayloadTooLarge()
             return body
         return b''
 
-    def _error(self, error, headers, environ):
-        try:
-            body = encode(error.to_dict())
-        except TypeError:
-            return self._crash(environ)
-        headers.extend(error.headers)
-        return error.status_line, body
 
-    @staticmethod
-    def _crash(environ):
-        log.exception('%s %s failed, request id %s', environ.get('REQUEST_METHOD'),
-                      environ.get('PATH_INFO'), environ.get('apiphant.request_id'))
-        return _INTERNAL_LINE, _INTERNAL_BODY
+def _path(environ):
+    """The path as it came on the wire when the server says (``%2F`` and ``%2e``
+    stay encoded, so they match no route), else the decoded PATH_INFO."""
+    raw = environ.get('RAW_URI') or environ.get('REQUEST_URI')
+    if raw is None:
+        return environ.get('PATH_INFO')
+    return raw.partition('?')[0]
+
+
+def _collect(function, request):
+    """Run a ``@raw_response`` action and gather its answer in memory."""
+    answer = []
+
+    def start_response(status, headers, exc_info=None):
+        answer[:] = status, headers
+        return chunks.append
+
+    chunks = []
+    result = function(request, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        getattr(result, 'close', lambda: None)()
+    if not answer:
+        raise TypeError(f'{function.__qualname__} did not call start_response')
+    status, headers = answer
+    return status, [(name, value) for name, value in headers if name.lower() != 'content-length'], b''.join(chunks)
+

@@ -48,6 +48,8 @@ def stacks():
               [apiphant, product, '127.0.0.1:{port}', '--access-log', '/dev/null']),
         Stack('pywsgi', 'bare gevent.pywsgi WSGI echo, orjson',
               [python, PEERS / 'pywsgi_hello.py', '{port}']),
+        Stack('loop', 'bare httptools loop on a StreamServer, orjson echo',
+              [python, PEERS / 'httptools_loop.py', '{port}']),
         Stack('canned', 'gevent StreamServer, fixed response (ceiling)',
               [python, PEERS / 'canned_stream.py', '{port}']),
         Stack('uvicorn', 'raw ASGI echo, uvicorn uvloop+httptools',

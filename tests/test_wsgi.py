@@ -61,5 +61,5 @@ def test_context_is_cleared_after_the_request(application):
 def test_crash_is_logged_with_the_request_id(application, caplog):
     answer = call(application, '/api/v0/crash/read', HTTP_X_REQUEST_ID='trace-me')
     assert answer['status'] == '500 Internal Server Error'
-    assert 'POST /api/v0/crash/read failed, request id trace-me' in caplog.text
+    assert '/api/v0/crash/read failed, request id trace-me' in caplog.text
     assert 'RuntimeError: secret detail' in caplog.text

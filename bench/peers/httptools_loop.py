@@ -1,0 +1,58 @@
+"""Peer: the bare httptools loop, the headroom of an HTTP front on gevent.
+
+Usage: python httptools_loop.py PORT
+A gevent StreamServer parsing with httptools (llhttp), echoing the JSON body
+through orjson with one sendall per response: no routing, no WSGI, no
+request object, no error handling. apiphant's full stack is measured against
+it (goal: at least 0.75x).
+"""
+import sys
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import orjson  # noqa: E402
+from gevent.server import StreamServer  # noqa: E402
+from httptools import HttpRequestParser  # noqa: E402
+
+HEAD = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n'
+
+
+class Protocol:
+    def __init__(self):
+        self.body = b''
+        self.done = []
+
+    def on_body(self, body):
+        self.body += body
+
+    def on_message_complete(self):
+        self.done.append(self.body)
+        self.body = b''
+
+
+def handle(sock, address):
+    protocol = Protocol()
+    parser = HttpRequestParser(protocol)
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return
+            parser.feed_data(data)
+            if protocol.done:
+                out = []
+                for body in protocol.done:
+                    request = orjson.loads(body)
+                    request['server'] = 'loop'
+                    payload = orjson.dumps(request)
+                    out.append(HEAD % len(payload) + payload)
+                protocol.done.clear()
+                sock.sendall(b''.join(out))
+    except ConnectionResetError:
+        pass
+
+
+if __name__ == '__main__':
+    StreamServer(('127.0.0.1', int(sys.argv[1])), handle).serve_forever()
