@@ -1,10 +1,13 @@
 """``apiphant PRODUCT HOST:PORT``: the API daemon's command line."""
 import argparse
 import logging
+import socket
 import sys
 
-from apiphant.product import ProductError
+from apiphant.dispatch import app
+from apiphant.product import ProductError, directory, locate
 from apiphant.settings import add_arguments
+from apiphant.workers import worker_fds
 
 __all__ = ['main', 'parse_address']
 
@@ -35,7 +38,7 @@ def parser():
 
 def configure_logging(level):
     logging.basicConfig(level=level, stream=sys.stderr,
-                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+                        format='%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s')
 
 
 def main(argv=None):
@@ -46,7 +49,8 @@ def main(argv=None):
     args_parser = parser()
     args = args_parser.parse_args(argv)
     configure_logging(args.log_level)
-    if not args.routes:
+    fds = worker_fds()
+    if not args.routes and fds is None:
         if args.address is None:
             args_parser.error('HOST:PORT is missing')
         try:
@@ -54,12 +58,13 @@ def main(argv=None):
         except ValueError as error:
             args_parser.error(str(error))
 
-    from apiphant.dispatch import app
+    supervising = fds is None and not args.routes and (args.workers > 1 or args.reload)
     try:
-        application = app(args.product, max_body_size=args.max_body_size)
-    except ProductError as error:
-        sys.exit(f'apiphant: {error}')
-    except ValueError as error:  # a route table that cannot be built
+        if supervising:  # the workers import the product, each in its own process
+            package = locate(args.product)
+        else:
+            application = app(args.product, max_body_size=args.max_body_size)
+    except (ProductError, ValueError) as error:  # ValueError: a route table that cannot be built
         sys.exit(f'apiphant: {error}')
 
     if args.routes:
@@ -67,16 +72,25 @@ def main(argv=None):
         return
 
     from apiphant.server import listen, serve
+    if fds is not None:
+        listener = socket.socket(fileno=fds[0])
+    else:
+        try:
+            listener = listen(host, port)
+        except OSError as error:
+            sys.exit(f'apiphant: cannot listen on {args.address}: {error}')
     try:
-        listener = listen(host, port)
-    except OSError as error:
-        sys.exit(f'apiphant: cannot listen on {args.address}: {error}')
-    access_log = {'on': sys.stderr, 'off': None}.get(args.access_log)
-    if access_log is None and args.access_log != 'off':
-        access_log = open(args.access_log, 'a', encoding='utf-8')
-    try:
+        if supervising:
+            from apiphant.workers import supervise
+            sys.exit(supervise(argv, listener, args.workers, shutdown_timeout=args.shutdown_timeout,
+                               stuck_timeout=args.stuck_timeout,
+                               watched=directory(package) if args.reload else None))
+        access_log = {'on': sys.stderr, 'off': None}.get(args.access_log)
+        if access_log is None and args.access_log != 'off':
+            access_log = open(args.access_log, 'a', encoding='utf-8')
         serve(application, listener, name=args.product, shutdown_timeout=args.shutdown_timeout,
-              access_log=access_log)
+              access_log=access_log, pipe=fds[1] if fds else None, head_timeout=args.head_timeout,
+              body_timeout=args.body_timeout, keepalive_timeout=args.keepalive_timeout)
     except KeyboardInterrupt:
         sys.exit(130)
 

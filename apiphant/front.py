@@ -42,6 +42,7 @@ MAX_HEADER = 8190
 MAX_HEADERS = 100
 MAX_HEAD = 64 << 10
 FOREVER = float('inf')
+DRAIN_GRACE = 1.0
 
 _CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
 _ANSWER = (b'HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n'
@@ -65,7 +66,7 @@ class Front:
     """Serves ``application`` on ``listener``, a listening socket."""
 
     def __init__(self, application, listener, *, access_log=None, head_timeout=10.0,
-                 body_timeout=10.0, keepalive_timeout=75.0):
+                 body_timeout=10.0, keepalive_timeout=75.0, heartbeat=None):
         self.app = application
         self.routes = {path.encode('latin-1'): route for path, route in application.routes.items()}
         self.max_body_size = application.max_body_size
@@ -73,8 +74,10 @@ class Front:
         self.body_timeout = body_timeout
         self.keepalive_timeout = keepalive_timeout
         self.access_log = access_log
+        self.heartbeat = heartbeat
         self.connections = set()
         self.draining = False
+        self.grace_end = FOREVER
         self.now = time.monotonic()
         self.date = b''
         self._tick_date()
@@ -106,19 +109,27 @@ class Front:
                 connection.end()
             if self.access_log is not None:
                 self.access_log.flush()
+            if self.heartbeat is not None:
+                self.heartbeat()
 
     def drain(self, timeout):
-        """Stop accepting, end idle connections, let the busy ones finish
-        their requests (answered with ``Connection: close``) for up to
-        ``timeout`` seconds; then end what is left."""
+        """Stop accepting; let requests in flight finish for up to ``timeout``
+        seconds, answered with ``Connection: close``; end the idle keep-alive
+        connections after a grace of a second (a client sending on one just
+        then gets its answer, with ``Connection: close``, rather than a reset);
+        then end what is left."""
         self.draining = True
         self.server.close()
+        started = time.monotonic()
+        self.grace_end = started + min(DRAIN_GRACE, timeout)
         for connection in list(self.connections):
             if connection.idle:
-                connection.end()
-        deadline = time.monotonic() + timeout
-        while self.connections and time.monotonic() < deadline:
+                connection.deadline = self.grace_end
+        while self.connections and time.monotonic() < started + timeout:
             gevent.sleep(0.05)
+            now = time.monotonic()
+            for connection in [c for c in self.connections if c.deadline < now]:
+                connection.end()
         if self.connections:
             log.warning('%d connections still busy after %ss; closing them', len(self.connections), timeout)
             for connection in list(self.connections):
@@ -230,7 +241,9 @@ class Connection:
             self.http10 = False
         coding = self.coding
         if coding is not None and coding.lower() != b'chunked':
-            raise _Reject(501)  # llhttp made sure it ends in chunked: another coding we do not speak
+            if coding.rpartition(b',')[2].strip().lower() != b'chunked':
+                raise _Reject(400)  # the body's end cannot be known: the framing is ambiguous
+            raise _Reject(501)  # chunked after a coding apiphant does not speak
         length = self.length
         if length is not None and int(length) > self.front.max_body_size:
             raise _Reject(413)
@@ -263,11 +276,9 @@ class Connection:
         try:
             while True:
                 if not self.in_message:
-                    if front.draining:
-                        return
                     self.idle = True
                     self.head_size = 0
-                    self.deadline = front.now + front.keepalive_timeout
+                    self.deadline = front.grace_end if front.draining else front.now + front.keepalive_timeout
                 try:
                     data = recv(65536)
                 except OSError:

@@ -6,7 +6,7 @@ import os
 import sys
 import traceback
 
-__all__ = ['ProductError', 'locate', 'import_module']
+__all__ = ['ProductError', 'locate', 'import_module', 'directory']
 
 
 class ProductError(Exception):
@@ -37,6 +37,12 @@ def locate(product):
     if found is None:
         raise ProductError(f'no product {product!r}: not a directory here and not an importable package')
     return product
+
+
+def directory(name):
+    """The directory of the located package ``name``."""
+    found = importlib.util.find_spec(name)
+    return os.path.dirname(found.origin) if found.origin else list(found.submodule_search_locations)[0]
 
 
 def import_module(name):

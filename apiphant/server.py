@@ -4,6 +4,7 @@ The seam between the command line and the HTTP front. (0.2's
 ``apiphant.server.raw_environ`` and ``raw_response`` live on here.)
 """
 import logging
+import os
 import signal
 import socket
 import sys
@@ -38,10 +39,23 @@ def shown(address):
     return f'http://[{host}]:{port}' if ':' in host else f'http://{host}:{port}'
 
 
-def serve(application, listener, *, name='apiphant', shutdown_timeout=8.0, access_log=None, **timeouts):
+def _beater(pipe):
+    def beat():
+        try:
+            os.write(pipe, b'.')
+        except BrokenPipeError:  # the parent is gone: drain and go too
+            log.warning('the parent process is gone: stopping')
+            os.kill(os.getpid(), signal.SIGTERM)
+    return beat
+
+
+def serve(application, listener, *, name='apiphant', shutdown_timeout=8.0, access_log=None, pipe=None,
+          **timeouts):
     """Serve on ``listener`` (a listening socket) until SIGTERM (drain, then
-    return) or SIGINT (KeyboardInterrupt)."""
-    front = Front(application, listener, access_log=AccessLog(access_log) if access_log else None, **timeouts)
+    return) or SIGINT (KeyboardInterrupt). A worker tells its parent on
+    ``pipe`` (a file descriptor) when it serves, and beats each second."""
+    front = Front(application, listener, access_log=AccessLog(access_log) if access_log else None,
+                  heartbeat=_beater(pipe) if pipe is not None else None, **timeouts)
     stopping = gevent.event.Event()
 
     def on_sigterm():
@@ -52,6 +66,8 @@ def serve(application, listener, *, name='apiphant', shutdown_timeout=8.0, acces
     front.start()
     log.info('serving %s on %s', name, shown(listener.getsockname()))
     sys.stderr.flush()
+    if pipe is not None:
+        os.write(pipe, b'r')
     stopping.wait()
     front.drain(shutdown_timeout)
     log.info('stopped')

@@ -1,0 +1,256 @@
+"""The HTTP/1.1 front: strict framing, limits, keep-alive, pipelining,
+deadlines (RFC 9112), through raw sockets."""
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import PRODUCTS, raw_exchange
+
+ECHO = b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\n'
+OK_ECHO = b'{"server":"proto"}'
+
+
+def read_all(sock, timeout=5.0):
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b''.join(chunks)
+
+
+def exchange_and_close(server, data):
+    """Send, read until the server closes; the server must close."""
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(data)
+        return read_all(sock)
+
+
+SMUGGLING = {
+    'CL+TE': ECHO + b'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    'TE+CL': ECHO + b'Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n',
+    'duplicate CL': ECHO + b'Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}',
+    'differing CL': ECHO + b'Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}x',
+    'CL +2': ECHO + b'Content-Length: +2\r\n\r\n{}',
+    'CL list': ECHO + b'Content-Length: 2, 2\r\n\r\n{}',
+    'CL hex': ECHO + b'Content-Length: 0x2\r\n\r\n{}',
+    'CL negative': ECHO + b'Content-Length: -1\r\n\r\n{}',
+    'TE chunked, identity': ECHO + b'Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n',
+    'TE identity': ECHO + b'Transfer-Encoding: identity\r\n\r\n{}',
+    'bare LF': b'POST /api/v0/echo/read HTTP/1.1\nHost: x\nContent-Length: 2\n\n{}',
+    'bare LF in a header': ECHO + b'X-A: 1\nContent-Length: 2\r\n\r\n{}',
+    'bare CR': ECHO + b'X-A: 1\rContent-Length: 2\r\n\r\n{}',
+    'obs-fold': ECHO + b'X-A: 1\r\n 2\r\nContent-Length: 2\r\n\r\n{}',
+    'NUL in a header': ECHO + b'X-A: a\x00b\r\nContent-Length: 2\r\n\r\n{}',
+    'space in a header name': ECHO + b'X A: 1\r\nContent-Length: 2\r\n\r\n{}',
+    'space before the colon': ECHO + b'Content-Length : 2\r\n\r\n{}',
+    'oversized chunk size': ECHO + b'Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\n{}\r\n0\r\n\r\n',
+    'bad chunk size': ECHO + b'Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+    'LF after chunk size': ECHO + b'Transfer-Encoding: chunked\r\n\r\n2\n{}\r\n0\r\n\r\n',
+    'garbage request line': b'POST /api/v0/echo/read FOO\r\n\r\n',
+    'space in the target': b'POST /api/v0/echo read HTTP/1.1\r\nHost: x\r\n\r\n',
+}
+
+
+@pytest.mark.parametrize('data', SMUGGLING.values(), ids=SMUGGLING.keys())
+def test_ambiguous_framing_is_400_and_closed(proto, data):
+    answer = exchange_and_close(proto, data + ECHO + b'Content-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 400 ')
+    assert answer.count(b'HTTP/1.1') == 1, 'the smuggled second request was answered'
+    assert b'Connection: close' in answer and answer.endswith(b'{"error":"400 Bad Request"}')
+
+
+def test_gzip_chunked_is_not_run(proto):
+    """Transfer-Encoding: gzip, chunked: a coding apiphant does not speak."""
+    answer = exchange_and_close(proto, ECHO + b'Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'
+                                + ECHO + b'Content-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 501 ') and answer.count(b'HTTP/1.1') == 1
+    assert answer.endswith(b'{"error":"501 Not Implemented"}')
+
+
+def test_http_2_0_is_505(proto):
+    answer = exchange_and_close(proto, b'POST /api/v0/echo/read HTTP/2.0\r\nContent-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 505 ')
+
+
+def test_request_line_too_long_is_414(proto):
+    answer = exchange_and_close(proto, b'POST /' + b'a' * 8200 + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert answer.startswith(b'HTTP/1.1 414 ') and answer.endswith(b'{"error":"414 URI Too Long"}')
+
+
+def test_request_line_at_the_limit_is_served(proto):
+    answer = raw_exchange(proto, b'POST /' + b'a' * 8000 + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 404 ')
+
+
+def test_header_too_long_is_431(proto):
+    answer = exchange_and_close(proto, ECHO + b'X-Big: ' + b'a' * 8200 + b'\r\nContent-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 431 ')
+    assert answer.endswith(b'{"error":"431 Request Header Fields Too Large"}')
+
+
+def test_too_many_headers_is_431(proto):
+    headers = b''.join(b'X-H%d: %d\r\n' % (i, i) for i in range(101))
+    assert exchange_and_close(proto, ECHO + headers + b'Content-Length: 2\r\n\r\n{}').startswith(b'HTTP/1.1 431 ')
+
+
+def test_a_hundred_headers_are_served(proto):
+    headers = b''.join(b'X-H%d: %d\r\n' % (i, i) for i in range(97))
+    answer = raw_exchange(proto, ECHO + headers + b'Content-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 200 ')
+
+
+def test_a_huge_head_trickling_in_is_431(proto):
+    with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
+        sock.sendall(ECHO)
+        try:
+            for i in range(200):
+                sock.sendall(b'X-H%d: %s\r\n' % (i % 90, b'a' * 1000))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert read_all(sock).startswith(b'HTTP/1.1 431 ')
+
+
+def test_pipelined_requests_are_answered_in_order(proto):
+    pipelined = b''.join(ECHO + b'Content-Length: 8\r\nX-Request-Id: p%d\r\n\r\n{"i": %d}' % (i, i) for i in range(5))
+    with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
+        sock.sendall(pipelined + ECHO + b'Content-Length: 2\r\nConnection: close\r\n\r\n{}')
+        answer = read_all(sock)
+    assert answer.count(b'HTTP/1.1 200 OK') == 6
+    positions = [answer.index(b'X-Request-Id: p%d\r\n' % i) for i in range(5)]
+    assert positions == sorted(positions)
+    for i in range(5):
+        assert answer.index(b'{"i":%d,' % i) > positions[i]
+    assert answer.endswith(b'Connection: close\r\n\r\n{"server":"proto"}')
+
+
+def test_pipelined_request_after_close_is_not_answered(proto):
+    answer = exchange_and_close(proto, ECHO + b'Content-Length: 2\r\nConnection: close\r\n\r\n{}'
+                                + ECHO + b'Content-Length: 2\r\n\r\n{}')
+    assert answer.count(b'HTTP/1.1 200') == 1 and b'Connection: close' in answer
+
+
+def test_http_1_0_closes_unless_keep_alive(proto):
+    answer = exchange_and_close(proto, b'POST /api/v0/echo/read HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 200') and b'Connection: close' in answer
+    with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
+        for _ in range(2):
+            sock.sendall(b'POST /api/v0/echo/read HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}')
+            answer = sock.recv(65536)
+            assert b'Connection: keep-alive' in answer and answer.endswith(OK_ECHO)
+
+
+def test_http_1_1_keeps_alive_unless_close(proto):
+    with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
+        for _ in range(3):
+            sock.sendall(ECHO + b'Content-Length: 2\r\n\r\n{}')
+            answer = sock.recv(65536)
+            assert answer.endswith(OK_ECHO) and b'Connection:' not in answer
+
+
+def test_head_and_other_methods_get_json_405(proto):
+    answer = exchange_and_close(proto, b'HEAD /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    assert answer.startswith(b'HTTP/1.1 405 ') and b'Allow: POST' in answer
+    assert answer.endswith(b'\r\n\r\n'), 'a HEAD answer has no body'
+    assert b'Content-Length: 34' in answer
+    for method in (b'GET', b'PUT', b'DELETE', b'OPTIONS', b'PATCH', b'BREW'):
+        answer = exchange_and_close(proto, method + b' /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        assert answer.startswith(b'HTTP/1.1 405 ') or (method == b'BREW' and answer.startswith(b'HTTP/1.1 400 '))
+
+
+def test_absolute_form_target(proto):
+    answer = raw_exchange(proto, b'POST http://x/api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 200') and answer.endswith(OK_ECHO)
+
+
+def test_upgrade_is_not_done(proto):
+    answer = exchange_and_close(proto, b'GET /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n'
+                                b'Upgrade: websocket\r\n\r\n')
+    assert not answer.startswith(b'HTTP/1.1 101')
+
+
+def test_expect_100_continue_with_an_oversized_body_is_413_without_100(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto', '--max-body-size', '100')
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(ECHO + b'Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n')
+        answer = read_all(sock)
+    assert answer.startswith(b'HTTP/1.1 413 ') and b'100 Continue' not in answer
+
+
+def test_chunked_body_in_pieces(proto):
+    with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
+        sock.sendall(ECHO + b'Transfer-Encoding: chunked\r\n\r\n')
+        for piece in (b'4\r\n{"a"', b'\r\n', b'3\r\n: 1\r\n', b'1\r\n}\r\n', b'0\r\n\r\n'):
+            sock.sendall(piece)
+            time.sleep(0.01)
+        assert sock.recv(65536).endswith(b'{"a":1,"server":"proto"}')
+
+
+@pytest.fixture
+def impatient(apiphant_serve):
+    """A server with short deadlines."""
+    return apiphant_serve(PRODUCTS / 'proto', '--head-timeout', '2', '--body-timeout', '2',
+                          '--keepalive-timeout', '3')
+
+
+def closed_within(sock, seconds):
+    """True when the server closes ``sock`` within ``seconds`` (ignoring what it says)."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_slowloris_head_is_closed_at_its_deadline_while_others_are_served(impatient):
+    with socket.create_connection((impatient.host, impatient.port), timeout=5) as slow:
+        slow.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\n')
+        stop = threading.Event()
+
+        def trickle():  # a byte every 0.3 s: the head never completes
+            while not stop.wait(0.3):
+                try:
+                    slow.sendall(b'X')
+                except OSError:
+                    return
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        try:
+            for _ in range(10):
+                assert requests.post(impatient.url + '/api/v0/echo/read', timeout=5).status_code == 200
+            assert closed_within(slow, 6), 'a head trickling in was kept past its 2 s deadline'
+        finally:
+            stop.set()
+            thread.join()
+
+
+def test_slowloris_body_is_closed_when_it_stalls(impatient):
+    with socket.create_connection((impatient.host, impatient.port), timeout=5) as slow:
+        slow.sendall(ECHO + b'Content-Length: 100\r\n\r\n{"a":')
+        assert requests.post(impatient.url + '/api/v0/echo/read', timeout=5).status_code == 200
+        assert closed_within(slow, 6)
+
+
+def test_idle_keep_alive_is_closed_after_its_timeout(impatient):
+    with socket.create_connection((impatient.host, impatient.port), timeout=5) as sock:
+        sock.sendall(ECHO + b'Content-Length: 2\r\n\r\n{}')
+        assert sock.recv(65536).endswith(OK_ECHO)
+        assert not closed_within(sock, 1.5), 'closed before the keep-alive timeout'
+        assert closed_within(sock, 5)
+
+
+def test_a_connection_that_sends_nothing_is_closed(impatient):
+    with socket.create_connection((impatient.host, impatient.port), timeout=5) as sock:
+        assert closed_within(sock, 6)
