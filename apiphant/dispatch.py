@@ -11,7 +11,7 @@ import os
 import re
 
 from apiphant.codec import decode, encode
-from apiphant.current import RequestContext, enter, leave
+from apiphant.current import RequestContext, current, enter, leave
 from apiphant.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, status_line
 from apiphant.product import locate
 from apiphant.routing import Route, discover
@@ -58,14 +58,15 @@ class Application:
 
     def respond(self, route, method, body, context):
         """``(status line, extra headers, body)`` for a request to ``route``
-        (None: no such route) whose body has been read."""
+        (None: no such route) whose body has been read. ``context`` holds the
+        arguments of its RequestContext, made if an action looks."""
         token = enter(context)
         try:
             if route is None:
                 raise NotFound()
             if method not in route.methods:
                 raise MethodNotAllowed(route.methods)
-            request = context.environ if route.raw_environ else decode(body)
+            request = current().environ if route.raw_environ else decode(body)
             if route.raw_response:
                 return _collect(route.function, request)
             response = route.function(request)
@@ -90,8 +91,8 @@ class Application:
 
     @staticmethod
     def crash(context):
-        route = context.route
-        log.exception('%s failed, request id %s', route.path if route else 'request', context.request_id)
+        request_id, route = context[:2]
+        log.exception('%s failed, request id %s', route.path if route else 'request', request_id)
         return _INTERNAL_LINE, _NO_HEADERS, _INTERNAL_BODY
 
     def __call__(self, environ, start_response):
@@ -100,12 +101,12 @@ class Application:
         environ['apiphant.request_id'] = request_id
         route = self.routes.get(_path(environ))
         method = environ['REQUEST_METHOD']
-        context = RequestContext(request_id, route, environ.get('REMOTE_ADDR'), environ=environ)
+        context = (request_id, route, environ.get('REMOTE_ADDR'), None, environ)
         headers = [('Content-Type', 'application/json'), ('X-Request-Id', request_id)]
         body = b''
         if route is not None and method in route.methods:
             if route.raw_response:  # its own answer, streamed as it likes
-                token = enter(context)
+                token = enter(RequestContext(*context))
                 try:
                     return route.function(environ if route.raw_environ else decode(self._read_body(environ)),
                                           start_response)

@@ -30,7 +30,7 @@ from gevent.server import StreamServer
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 
 from apiphant.codec import encode
-from apiphant.current import Headers, RequestContext
+from apiphant.current import Headers
 from apiphant.errors import STATUS_LINES
 
 __all__ = ['Front']
@@ -182,12 +182,14 @@ _WATCHED_SIZES = {len(name) for name in _WATCHED}
 class Connection:
     """One client connection: its parser state and the requests it completed."""
 
-    __slots__ = ('front', 'sock', 'client', 'parser', 'deadline', 'idle', 'in_message', 'in_head', 'done',
+    __slots__ = ('front', 'sock', 'raw_send', 'client', 'parser', 'deadline', 'idle', 'in_message', 'in_head', 'done',
                  'url', 'raw_headers', 'length', 'coding', 'expect', 'given_id', 'http10', 'head_size', 'body')
 
     def __init__(self, front, sock, address):
         self.front = front
         self.sock = sock
+        # gevent's socket wraps a non-blocking one; its send skips gevent's layers.
+        self.raw_send = getattr(sock, '_sock', sock).send
         self.client = address[0] if isinstance(address, tuple) else str(address)
         self.parser = HttpRequestParser(self)
         self.deadline = FOREVER
@@ -213,10 +215,7 @@ class Connection:
             raise _Reject(414)
 
     def on_header(self, name, value):
-        headers = self.raw_headers
-        headers.append((name, value))
-        if len(headers) > MAX_HEADERS or len(name) + len(value) > MAX_HEADER:
-            raise _Reject(431)
+        self.raw_headers.append((name, value))  # sizes are checked once the head is whole
         slot = _WATCHED.get(name)
         if slot is None and len(name) in _WATCHED_SIZES:
             slot = _WATCHED.get(name.lower())
@@ -232,6 +231,10 @@ class Connection:
 
     def on_headers_complete(self):
         self.in_head = False
+        headers = self.raw_headers
+        if len(headers) > MAX_HEADERS or self.head_size > MAX_HEADER and any(
+                len(name) + len(value) > MAX_HEADER for name, value in headers):
+            raise _Reject(431)
         version = self.parser.get_http_version()
         if version != '1.1':
             if version != '1.0':
@@ -332,12 +335,19 @@ class Connection:
                                           False, False, False))
                 close = True
             out = b''.join(answers)
-        self.deadline = self.front.now + self.front.body_timeout
         try:
-            self.sock.sendall(out)
+            sent = self.raw_send(out)  # the kernel takes a small answer whole: no need to wait
+        except BlockingIOError:
+            sent = 0
         except OSError:
             return False
-        self.deadline = FOREVER
+        if sent < len(out):
+            self.deadline = self.front.now + self.front.body_timeout
+            try:
+                self.sock.sendall(out[sent:])
+            except OSError:
+                return False
+            self.deadline = FOREVER
         return not close
 
     def _answer(self, method, url, raw_headers, given_id, body, keep_alive, http10, last):
@@ -356,9 +366,11 @@ class Connection:
             route = front.routes.get(path)
         method_name = _METHODS.get(method) or method.decode('latin-1')
         request_id = app.new_request_id() if given_id is None else app.request_id(given_id.decode('latin-1'))
-        context = RequestContext(request_id, route, self.client, None, None, None, raw_headers)
         if route is not None and route.raw_environ:
-            context.make_environ = lambda: self._environ(method_name, url, raw_headers, body)  # noqa: E731
+            context = (request_id, route, self.client, None, None,
+                       lambda: self._environ(method_name, url, raw_headers, body), raw_headers)
+        else:
+            context = (request_id, route, self.client, None, None, None, raw_headers)
         status, extra, payload = app.respond(route, method_name, body, context)
         if log is not None:
             log(self.client, method_name, path.decode('latin-1'), status, time.perf_counter() - started, request_id)
