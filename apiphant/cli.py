@@ -71,7 +71,8 @@ def main(argv=None):
         print_routes(application.routes.values())
         return
 
-    from apiphant.server import listen, serve
+    from apiphant.server import listen, raise_file_limit, serve
+    raise_file_limit()
     if fds is not None:
         listener = socket.socket(fileno=fds[0])
     else:

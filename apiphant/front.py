@@ -26,6 +26,7 @@ import time
 from urllib.parse import unquote_to_bytes
 
 import gevent
+from gevent import sleep
 from gevent.server import StreamServer
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 
@@ -42,6 +43,7 @@ MAX_HEADER = 8190
 MAX_HEADERS = 100
 MAX_HEAD = 64 << 10
 FOREVER = float('inf')
+FAIR_SHARE = 16  # answers in a row before a connection's greenlet yields to the others
 DRAIN_GRACE = 1.0
 
 _CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
@@ -276,6 +278,7 @@ class Connection:
         recv = sock.recv
         feed = self.parser.feed_data
         front.connections.add(self)
+        answered = 0
         try:
             while True:
                 if not self.in_message:
@@ -302,9 +305,11 @@ class Connection:
                     reject = 431
                 if self.done or reject is not None:
                     self.deadline = FOREVER
-                    keep = self._answer_all(reject)
-                    if not keep:
+                    if not self._answer_all(reject):
                         return
+                    answered += 1
+                    if not answered % FAIR_SHARE:
+                        sleep(0)  # a client whose next request is always there already must not starve others
         finally:
             front.connections.discard(self)
             try:

@@ -5,6 +5,7 @@ The seam between the command line and the HTTP front. (0.2's
 """
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -15,9 +16,16 @@ import gevent.event
 from apiphant.front import AccessLog, Front
 from apiphant.routing import raw_environ, raw_response
 
-__all__ = ['serve', 'listen', 'raw_environ', 'raw_response']
+__all__ = ['serve', 'listen', 'raise_file_limit', 'raw_environ', 'raw_response']
 
 log = logging.getLogger('apiphant')
+
+
+def raise_file_limit():
+    """One file descriptor per connection: take all the system allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def listen(host, port, backlog=2048):
