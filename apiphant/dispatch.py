@@ -85,8 +85,8 @@ class Application:
 
     def error(self, error, context):
         try:
-            return error.status_line, error.headers, encode(error.to_dict())
-        except TypeError:
+            return error.status_line, _checked(error.headers), encode(error.to_dict())
+        except (TypeError, ValueError):
             return self.crash(context)
 
     @staticmethod
@@ -176,5 +176,17 @@ def _collect(function, request):
     if not answer:
         raise TypeError(f'{function.__qualname__} did not call start_response')
     status, headers = answer
-    return status, [(name, value) for name, value in headers if name.lower() != 'content-length'], b''.join(chunks)
+    status_line(int(status[:3]))  # a ValueError for a status line that is not one
+    if '\r' in status or '\n' in status:
+        raise ValueError(f'a line break in the status {status!r}')
+    return status, _checked([(n, v) for n, v in headers if n.lower() != 'content-length']), b''.join(chunks)
+
+
+def _checked(headers):
+    """Response headers as (str, str) pairs with no line break (no header injection)."""
+    for name, value in headers:
+        if not (isinstance(name, str) and isinstance(value, str)) or '\r' in name or '\n' in name \
+                or '\r' in value or '\n' in value:
+            raise ValueError(f'not a valid response header: {name!r}: {value!r}')
+    return headers
 

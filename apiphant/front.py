@@ -296,8 +296,8 @@ class Connection:
                 reject = None
                 try:
                     feed(data)
-                except HttpParserUpgrade:
-                    reject = 400 if not self.done else 0
+                except HttpParserUpgrade:  # never done: answer what came before, then close
+                    reject = 0 if self.done else 400
                 except HttpParserError as error:
                     cause = error.__context__
                     reject = cause.status if isinstance(cause, _Reject) else 400
@@ -318,12 +318,13 @@ class Connection:
                 pass
 
     def _answer_all(self, reject):
-        """Answer what the parser completed, in order, and the rejection if
-        any, in one write; False when the connection ends. A request that
-        asks to close is the last one answered."""
+        """Answer what the parser completed, in order, then the rejection
+        (a status; 0 to close with no answer of its own), in one write; False
+        when the connection ends. A request that asks to close is the last
+        one answered."""
         done = self.done
         if len(done) == 1 and reject is None:
-            out, close = self._answer(*done[0], True)
+            out, close = self._answer(*done[0], True, False)
             done.clear()
         else:
             self.done = []
@@ -331,14 +332,14 @@ class Connection:
             close = False
             last = len(done) - 1
             for index, request in enumerate(done):
-                answer, close = self._answer(*request, index == last and not reject)
+                answer, close = self._answer(*request, index == last and not reject, index == last and reject == 0)
                 answers.append(answer)
                 if close:
                     break
             if reject and not close:
                 answers.append(self._head(_STATUS[STATUS_LINES[reject]], (), None, _error_body(reject),
                                           False, False, False))
-                close = True
+            close = close or reject is not None
             out = b''.join(answers)
         try:
             sent = self.raw_send(out)  # the kernel takes a small answer whole: no need to wait
@@ -355,7 +356,7 @@ class Connection:
             self.deadline = FOREVER
         return not close
 
-    def _answer(self, method, url, raw_headers, given_id, body, keep_alive, http10, last):
+    def _answer(self, method, url, raw_headers, given_id, body, keep_alive, http10, last, must_close):
         front = self.front
         app = front.app
         log = front.access_log
@@ -379,7 +380,7 @@ class Connection:
         status, extra, payload = app.respond(route, method_name, body, context)
         if log is not None:
             log(self.client, method_name, path.decode('latin-1'), status, time.perf_counter() - started, request_id)
-        close = not keep_alive or (last and front.draining)  # draining: after the last answer
+        close = not keep_alive or must_close or (last and front.draining)  # draining: after the last answer
         status = _STATUS.get(status) or status.encode('latin-1')
         if not extra and not close and not http10 and method != b'HEAD':
             return _ANSWER % (status, len(payload), request_id.encode('latin-1'), front.date, payload), False
@@ -388,9 +389,7 @@ class Connection:
     def _head(self, status, extra, request_id, payload, head_only, keep_alive, http10):
         parts = [b'HTTP/1.1 ', status, b'\r\n']
         typed = False
-        for name, value in extra:
-            if '\r' in name or '\n' in name or '\r' in value or '\n' in value:
-                raise ValueError(f'a line break in the response header {name!r}')
+        for name, value in extra:  # checked by the application: no line breaks
             typed = typed or name.lower() == 'content-type'
             parts += (name.encode('latin-1'), b': ', value.encode('latin-1'), b'\r\n')
         if request_id is not None:

@@ -235,6 +235,12 @@ def test_raw_response(proto):
     assert post(proto, '/api/v0/raw/update', b'[1]').json() == NOT_AN_OBJECT
 
 
+def test_raw_response_header_injection_is_a_500(proto):
+    response = post(proto, '/api/v0/raw/delete')
+    assert (response.status_code, response.json()) == (500, INTERNAL)
+    assert 'evil' not in response.headers.get('Set-Cookie', '')
+
+
 def test_chunked_request_body(proto):
     body = b'{"hello": "chunks"}'
     chunks = b''.join(b'%x\r\n%s\r\n' % (len(part), part) for part in (body[:5], body[5:])) + b'0\r\n\r\n'

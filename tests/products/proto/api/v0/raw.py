@@ -17,3 +17,10 @@ def read(environ):
 def update(request, start_response):
     start_response('201 Created', [('Content-Type', 'text/plain')])
     return [b'raw ', request.get('word', 'body').encode()]
+
+
+@raw_response
+def delete(request, start_response):
+    """A header with a line break: must be a 500, never an injected header."""
+    start_response('200 OK', [('X-Injected', 'a\r\nSet-Cookie: evil=1')])
+    return [b'no']
