@@ -15,7 +15,10 @@ setup(
         'orjson>=3.9',  # orjson.Fragment
         'requests>=2.28',
     ],
-    extras_require={'test': ['pytest>=8', 'docutils']},
+    extras_require={
+        'postgresql': ['psycopg[binary]>=3.1'],
+        'test': ['pytest>=8', 'docutils', 'psycopg[binary]>=3.1'],
+    },
     entry_points={'pytest11': ['apiphant = apiphant.pytest_plugin']},
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -1,12 +1,13 @@
 """``apiphant PRODUCT HOST:PORT``: the API daemon's command line."""
 import argparse
-import logging
+import os
 import socket
 import sys
 
 from apiphant.dispatch import app
+from apiphant.logs import configure as configure_logging
 from apiphant.product import ProductError, directory, locate
-from apiphant.settings import add_arguments
+from apiphant.settings import SETTINGS, add_arguments
 from apiphant.workers import worker_fds
 
 __all__ = ['main', 'parse_address']
@@ -36,11 +37,6 @@ def parser():
     return result
 
 
-def configure_logging(level):
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format='%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s')
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ['new']:
@@ -49,6 +45,9 @@ def main(argv=None):
     args_parser = parser()
     args = args_parser.parse_args(argv)
     configure_logging(args.log_level)
+    for setting in SETTINGS:  # apiphant.crud reads its settings where the product imports it
+        if setting.name.startswith('database_') and 'apiphant' in setting.commands:
+            os.environ[setting.env] = str(getattr(args, setting.name))
     fds = worker_fds()
     if not args.routes and fds is None:
         if args.address is None:

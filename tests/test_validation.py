@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from apiphant.errors import ApiError, BadRequest, Conflict, Invalid, Missing
+from apiphant.errors import BadRequest, Conflict, Invalid, Missing
 from apiphant.request import Request
 from apiphant.validation import Field, declared_fields, field
 

@@ -1,6 +1,3 @@
-from apiphant import context
-
-
 def read(request):
     """Echo the request."""
     response = request.copy()

@@ -1,0 +1,6 @@
+from apiphant.background import seconds
+
+
+@seconds(3600)
+def cleanup():
+    """Drop old reports."""
