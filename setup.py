@@ -14,6 +14,7 @@ setup(
         'gevent>=25.4.1',  # earlier pywsgi releases have request smuggling CVEs
         'orjson>=3.9',  # orjson.Fragment
         'requests>=2.28',
+        'sqlalchemy>=2',  # apiphant.crud: SQLite and PostgreSQL through one Core
     ],
     extras_require={
         'postgresql': ['psycopg[binary]>=3.1'],

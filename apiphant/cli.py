@@ -62,7 +62,7 @@ def main(argv=None):
         if supervising:  # the workers import the product, each in its own process
             package = locate(args.product)
         else:
-            application = app(args.product, max_body_size=args.max_body_size)
+            application = app(args.product, max_body_size=args.max_body_size, start=not args.routes)
     except (ProductError, ValueError) as error:  # ValueError: a route table that cannot be built
         sys.exit(f'apiphant: {error}')
 

@@ -14,7 +14,7 @@ from apiphant.codec import decode, encode
 from apiphant.current import RequestContext, current, enter, leave
 from apiphant.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, status_line
 from apiphant.product import locate
-from apiphant.routing import Route, discover
+from apiphant.routing import Route, discover, start as start_providers
 
 __all__ = ['app', 'Application', 'DEFAULT_MAX_BODY_SIZE', 'HEALTH']
 
@@ -39,10 +39,14 @@ HEALTH = Route(path='/health', version='', target='', action='health', function=
                module=__name__, doc=health.__doc__, raw_environ=True, methods=('GET', 'POST'))
 
 
-def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE):
+def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True):
     """The WSGI application serving ``product`` (a directory or a package name),
-    with ``GET /health`` beside the product's routes."""
-    return Application({**discover(locate(product)), HEALTH.path: HEALTH}, max_body_size=max_body_size)
+    with ``GET /health`` beside the product's routes. ``start=False`` leaves
+    the providers of actions unstarted (no database is touched), to list routes."""
+    routes = discover(locate(product))
+    if start:
+        start_providers(routes)
+    return Application({**routes, HEALTH.path: HEALTH}, max_body_size=max_body_size)
 
 
 class Application:

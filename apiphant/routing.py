@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from apiphant.product import import_module
 
-__all__ = ['Route', 'action', 'raw_environ', 'raw_response', 'discover', 'CONVENTIONAL']
+__all__ = ['Route', 'action', 'raw_environ', 'raw_response', 'discover', 'start', 'CONVENTIONAL']
 
 log = logging.getLogger('apiphant')
 
@@ -39,17 +39,23 @@ class Route:
     raw_environ: bool = False
     raw_response: bool = False
     methods: tuple = ('POST',)
+    provider: object = None  # the object that provided the action, with apiphant_start() maybe
 
 
 def _provided(module):
     """Actions that objects of a module provide: an object with an
     ``apiphant_actions()`` method (a CRUD table, say) returns ``{name: function}``;
-    each function is routed as if marked ``@action``."""
+    each function is routed as if marked ``@action``, and knows its provider."""
+    provided = {}
     for name, value in list(vars(module).items()):
         provide = getattr(type(value), 'apiphant_actions', None)
         if provide is not None and not name.startswith('_'):
             for action_name, function in provide(value).items():
-                yield action_name, _mark(function, name=action_name)
+                if action_name in provided:
+                    raise ValueError(f'{module.__name__}: {name} and another object both provide the action '
+                                     f'{action_name!r}; import one under a name starting with _')
+                provided[action_name] = _mark(function, name=action_name, provider=value)
+    return provided
 
 
 def _mark(function, **spec):
@@ -106,7 +112,7 @@ def _walk(module, version, target, routes):
 
 def _collect(module, version, target, routes):
     found = 0
-    candidates = dict(_provided(module))
+    candidates = _provided(module)
     candidates.update(vars(module))  # a function the module defines itself wins
     for name, function in candidates.items():
         if name.startswith('_') or not inspect.isfunction(function):
@@ -132,8 +138,18 @@ def _collect(module, version, target, routes):
             path=path, version=version, target=target, action=action_name,
             function=function, module=module.__name__, doc=inspect.getdoc(function) or '',
             raw_environ=marks.get('raw_environ', False), raw_response=marks.get('raw_response', False),
-            methods=marks.get('methods', ('POST',)) if raw else ('POST',))
+            methods=marks.get('methods', ('POST',)) if raw else ('POST',), provider=marks.get('provider'))
         found += 1
     if not found and not hasattr(module, '__path__'):
         log.warning('%s defines no action: looked for %s or @action functions',
                     module.__name__, ', '.join(CONVENTIONAL))
+
+
+def start(routes):
+    """Start the providers of actions (a CRUD table creates its table), once
+    each, when the routes are to be served rather than listed."""
+    providers = {id(route.provider): route.provider for route in routes.values() if route.provider is not None}
+    for provider in providers.values():
+        begin = getattr(provider, 'apiphant_start', None)
+        if begin is not None:
+            begin()

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from apiphant.product import ProductError, locate
-from apiphant.routing import CONVENTIONAL, action, discover, raw_environ, raw_response
+from apiphant.routing import CONVENTIONAL, Route, action, discover, raw_environ, raw_response
 from conftest import PRODUCTS
 
 
@@ -87,3 +87,30 @@ def test_duplicate_action_names_are_refused(tmp_path, monkeypatch):
 def test_actions_provided_by_an_object(routes):
     assert routes['/api/v0/provided/list'].function({}) == {'provided': 'list'}
     assert routes['/api/v0/provided/read'].function({}) == {'defined': 'read'}
+
+
+def test_two_providers_of_one_action_are_refused(tmp_path, monkeypatch):
+    product = tmp_path / 'twoproviders'
+    (product / 'api' / 'v0').mkdir(parents=True)
+    for init in (product, product / 'api', product / 'api' / 'v0'):
+        (init / '__init__.py').write_text('')
+    (product / 'api' / 'v0' / 'x.py').write_text(
+        'class P:\n    def apiphant_actions(self):\n        return {"list": lambda request: {}}\n\n'
+        'first = P()\nsecond = P()\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="both provide the action 'list'"):
+        discover('twoproviders')
+
+
+def test_providers_start_once_when_served():
+    from apiphant.routing import start
+    started = []
+
+    class Provider:
+        def apiphant_start(self):
+            started.append(self)
+    provider = Provider()
+    routes = {'/a': Route('/a', 'v0', 'a', 'list', None, 'm', '', provider=provider),
+              '/b': Route('/b', 'v0', 'a', 'read', None, 'm', '', provider=provider)}
+    start(routes)
+    assert started == [provider]

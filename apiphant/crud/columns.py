@@ -1,0 +1,215 @@
+"""A column of a generated table: its kind, what a client may do with it, and
+how a JSON value becomes what the database stores.
+
+Every value that reaches SQL went through a kind's ``parse`` first: a JSON
+boolean is never a number, integers fit in 64 bits, floats are finite,
+strings hold no NUL (PostgreSQL cannot store it), and dates are ISO 8601.
+A value that does not parse is a 400 before any SQL runs, never a driver
+error.
+"""
+import datetime
+import math
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+__all__ = ['Column', 'Kind', 'KINDS', 'UtcDateTime', 'INT64_MIN', 'INT64_MAX']
+
+INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
+UTC = datetime.timezone.utc
+_ISO_MAX = 64  # longer than any ISO 8601 date and time
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """An aware datetime in UTC: ``timestamptz`` in PostgreSQL, and in SQLite a
+    naive UTC string in SQLAlchemy's fixed format, so that text order is time
+    order."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == 'sqlite' else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _str(value):
+    if not isinstance(value, str):
+        raise ValueError('should be a string')
+    if '\x00' in value:
+        raise ValueError('should not contain NUL characters')
+    return value
+
+
+def _int(value):
+    if type(value) is bool or not isinstance(value, int):
+        raise ValueError('should be an integer')
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError('should be an integer of 64 bits')
+    return int(value)
+
+
+def _float(value):
+    if type(value) is bool or not isinstance(value, (int, float)):
+        raise ValueError('should be a number')
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError('should be a finite number') from None
+    if not math.isfinite(value):
+        raise ValueError('should be a finite number')
+    return value
+
+
+def _bool(value):
+    if type(value) is not bool:
+        raise ValueError('should be true or false')
+    return value
+
+
+def _datetime(value):
+    if isinstance(value, str) and len(value) <= _ISO_MAX:
+        try:
+            value = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    if not isinstance(value, datetime.datetime):
+        raise ValueError('should be an ISO 8601 date and time, e.g. 2026-11-22T03:04:05Z')
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError('should be a date and time between the years 1 and 9999') from None
+
+
+def _date(value):
+    if isinstance(value, str) and len(value) <= _ISO_MAX:
+        try:
+            value = datetime.date.fromisoformat(value)
+        except ValueError:
+            pass
+    if not isinstance(value, datetime.date) or isinstance(value, datetime.datetime):
+        raise ValueError('should be an ISO 8601 date, e.g. 2026-11-22')
+    return value
+
+
+def _now():
+    return datetime.datetime.now(UTC)
+
+
+def _today():
+    return _now().date()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of value: its name in declarations, the Python type that
+    names it too, its SQL type and its parser. ``now`` makes the ``'now'``
+    default (None: the kind has none)."""
+    name: str
+    python_type: type
+    sql_type: object
+    parse: object
+    now: object = None
+
+
+KINDS = {kind.name: kind for kind in (
+    Kind('str', str, sa.Text, _str),
+    Kind('int', int, sa.BigInteger, _int),
+    Kind('float', float, sa.Float, _float),
+    Kind('bool', bool, sa.Boolean, _bool),
+    Kind('datetime', datetime.datetime, UtcDateTime, _datetime, _now),
+    Kind('date', datetime.date, sa.Date, _date, _today),
+)}
+_BY_TYPE = {kind.python_type: kind for kind in KINDS.values()}
+
+
+class Column:
+    """``Column(str, required=True, max_length=200)``: one field of a table.
+
+    - ``kind``: ``str``, ``int``, ``float``, ``bool``, ``'datetime'``
+      (``datetime.datetime``) or ``'date'`` (``datetime.date``).
+    - ``required``: a create must give it, and it is never null.
+    - ``default``: the value a create that leaves it out stores: a value, a
+      callable, or ``'now'`` for a datetime or date. A column with a default
+      is never null.
+    - ``max_length`` (str), ``choices`` (any kind): further checks.
+    - ``writable=False``: clients cannot set it; hooks and server code can.
+    - ``hidden=True``: never leaves the server (not answered, not queried).
+
+    Any other column may be null, and is null when a create leaves it out.
+    """
+
+    __slots__ = ('kind', 'required', 'default', 'max_length', 'choices', 'writable', 'hidden', 'name')
+
+    def __init__(self, kind, *, required=False, default=None, max_length=None, choices=None,
+                 writable=True, hidden=False):
+        self.kind = KINDS.get(kind) if isinstance(kind, str) else _BY_TYPE.get(kind)
+        if self.kind is None:
+            raise TypeError(f'Column kind {kind!r} should be one of str, int, float, bool, '
+                            f"'datetime', 'date'")
+        if required and default is not None:
+            raise TypeError('a required column has no default: a create must give it')
+        if required and not writable:
+            raise TypeError('a required column should be writable: a client must give it')
+        if max_length is not None and (self.kind.name != 'str' or type(max_length) is not int
+                                       or max_length < 1):
+            raise TypeError('max_length is a positive int, for a str column')
+        if choices is not None:
+            choices = tuple(self.kind.parse(choice) for choice in choices)
+            if not choices:
+                raise TypeError('choices should not be empty')
+        if isinstance(default, str) and default == 'now' and self.kind.now is not None:
+            default = self.kind.now
+        elif default is not None and not callable(default):
+            default = self.kind.parse(default)
+            if choices is not None and not _among(default, choices):
+                raise TypeError(f'the default {default!r} is not one of the choices')
+        self.required, self.default, self.max_length, self.choices = required, default, max_length, choices
+        self.writable, self.hidden, self.name = writable, hidden, None
+
+    @property
+    def nullable(self):
+        return not self.required and self.default is None
+
+    @property
+    def constant_default(self):
+        """The default when it is a value (what existing rows get when the
+        column is added to a table), else None."""
+        return None if callable(self.default) else self.default
+
+    def initial(self):
+        """The value a create stores when it leaves the column out."""
+        return self.default() if callable(self.default) else self.default
+
+    def check(self, value):
+        """The value to store for ``value`` from a client or a hook; ValueError
+        with an explanation when it does not fit."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ValueError('should not be null')
+        value = self.kind.parse(value)
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValueError(f'should be at most {self.max_length} characters long')
+        if self.choices is not None and not _among(value, self.choices):
+            raise ValueError('should be one of ' + ', '.join(map(repr, self.choices)))
+        return value
+
+    def sql_column(self):
+        # No NOT NULL in the database: a column added later to a table with
+        # rows could not have it, so checks live in one place, here.
+        return sa.Column(self.name, self.kind.sql_type())
+
+    def __repr__(self):
+        return f'Column({self.kind.name}, name={self.name!r})'
+
+
+def _among(value, choices):
+    return any(value == choice and type(value) is type(choice) for choice in choices)

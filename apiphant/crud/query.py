@@ -1,0 +1,247 @@
+"""The ``where`` language, ``sort_by`` and paging: JSON compiled to SQLAlchemy
+clauses, as pure functions of the request and the fields a table allows.
+
+Invariants, each pinned by tests:
+
+- Every value is bound as a parameter, after its column's kind parsed it.
+- Every identifier is a key of ``fields``, the table's allow-list, and
+  SQLAlchemy quotes it; anything else is a 400 naming the request field.
+- Limits (depth, number of conditions, list and pattern sizes) are checked
+  while compiling, so an oversized query is a 400, never a slow query.
+- Conditions have two values: ``$not`` is the exact complement of what it
+  negates, null fields included.
+"""
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from apiphant.errors import BadRequest
+from apiphant.crud.columns import INT64_MAX
+
+__all__ = ['Operator', 'OPERATORS', 'LOGICAL', 'Limits', 'compile_where', 'order_by', 'paging',
+           'invalid', 'only']
+
+LOGICAL = ('$and', '$or', '$not')
+
+
+def invalid(field, explain):
+    """The 400 of a request field: ``{"field": ..., "state": "invalid", "explain": ...}``."""
+    return BadRequest(field, 'invalid', explain)
+
+
+def only(request, allowed):
+    """A 400 on the first field of ``request`` that is not ``allowed``."""
+    for name in request:
+        if name not in allowed:
+            raise invalid(name, f'not a field of this request; fields: {", ".join(allowed)}')
+
+
+def _short(name):
+    text = repr(name)
+    return text if len(text) <= 40 else text[:37] + '...'
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int = 6         # nesting of $and, $or, $not
+    max_conditions: int = 32   # operators applied to fields, in one where
+    max_list: int = 100        # values of one $in or $nin
+    max_text: int = 1000       # characters of a string compared with
+    max_pattern: int = 200     # characters of a $like or $ilike pattern
+    max_wildcards: int = 8     # % in one pattern: each one multiplies LIKE's backtracking
+    max_sort_keys: int = 3
+
+
+@dataclass(frozen=True)
+class Operator:
+    """``takes`` says what the operator's argument is:
+
+    - ``value``: a value of the field's kind, or null;
+    - ``scalar``: a value of the field's kind, not null;
+    - ``list``: a list of such values;
+    - ``bool``: true or false;
+    - ``pattern``, ``text``: a string, and the field is text.
+    """
+    name: str
+    takes: str
+    build: object
+    meaning: str
+
+
+def _eq(column, value):
+    return column.is_(None) if value is None else column == value
+
+
+def _ne(column, value):
+    return column.is_not(None) if value is None else column.is_distinct_from(value)
+
+
+OPERATORS = {operator.name: operator for operator in (
+    Operator('$eq', 'value', _eq, 'equal; null matches a null field (a plain value means $eq)'),
+    Operator('$ne', 'value', _ne, 'not equal; a null field is not equal to any value'),
+    Operator('$lt', 'scalar', lambda c, v: c < v, 'less than'),
+    Operator('$le', 'scalar', lambda c, v: c <= v, 'less than or equal'),
+    Operator('$gt', 'scalar', lambda c, v: c > v, 'greater than'),
+    Operator('$ge', 'scalar', lambda c, v: c >= v, 'greater than or equal'),
+    Operator('$in', 'list', lambda c, v: c.in_(v), 'equal to one of a list of values'),
+    Operator('$nin', 'list', lambda c, v: sa.or_(c.is_(None), c.not_in(v)),
+             'equal to none of a list of values (a null field is not in the list)'),
+    Operator('$exists', 'bool', lambda c, v: c.is_not(None) if v else c.is_(None),
+             'true: the field is not null; false: it is null'),
+    Operator('$like', 'pattern', lambda c, v: c.like(v, escape='\\'),
+             'SQL LIKE, case-sensitive: % any characters, _ one, \\ escapes'),
+    Operator('$ilike', 'pattern', lambda c, v: c.ilike(v, escape='\\'), '$like, case-insensitive'),
+    Operator('$contains', 'text', lambda c, v: c.contains(v, autoescape=True),
+             'contains the string, case-sensitive (no wildcards)'),
+    Operator('$icontains', 'text', lambda c, v: c.icontains(v, autoescape=True),
+             '$contains, case-insensitive'),
+)}
+
+
+def _negate(clause):
+    # NOT of a null is null, which WHERE drops: coalesce makes $not the complement.
+    return sa.not_(sa.func.coalesce(clause, sa.false()))
+
+
+def compile_where(where, fields, limits=Limits(), field='where'):
+    """The clause of a where object, or None for no condition. ``fields``
+    maps the names a client may query to ``(sql column, Column)``."""
+    if where is None:
+        return None
+    return _Compiler(fields, limits, field).where(where, 1)
+
+
+class _Compiler:
+    def __init__(self, fields, limits, field):
+        self.fields, self.limits, self.field = fields, limits, field
+        self.conditions = 0
+
+    def fail(self, explain):
+        raise invalid(self.field, explain)
+
+    def where(self, node, depth):
+        if not isinstance(node, dict):
+            self.fail('a where is an object: {"field": value, "$or": [...], ...}')
+        if depth > self.limits.max_depth:
+            self.fail(f'nested deeper than {self.limits.max_depth} levels')
+        clauses = []
+        for key, value in node.items():
+            if key in ('$and', '$or'):
+                if not isinstance(value, list) or not value:
+                    self.fail(f'{key} takes a non-empty list of objects')
+                parts = [self.where(item, depth + 1) for item in value]
+                clauses.append(sa.and_(*parts) if key == '$and' else sa.or_(*parts))
+            elif key == '$not':
+                clauses.append(_negate(self.where(value, depth + 1)))
+            elif key.startswith('$'):
+                self.fail(f'unknown operator {_short(key)}; at the top: {", ".join(LOGICAL)}')
+            else:
+                clauses.append(self.on_field(key, value, depth))
+        return sa.and_(*clauses) if clauses else sa.true()
+
+    def on_field(self, name, value, depth):
+        found = self.fields.get(name)
+        if found is None:
+            self.fail(f'unknown field {_short(name)}; fields: {", ".join(self.fields)}')
+        if not isinstance(value, dict):
+            return self.condition(OPERATORS['$eq'], name, found, value)
+        if not value:
+            self.fail(f'{name}: an empty operator object')
+        parts = []
+        for key, argument in value.items():
+            if key == '$not':
+                if not isinstance(argument, dict) or depth + 1 > self.limits.max_depth:
+                    self.fail(f'{name}: $not takes an operator object, '
+                              f'nested at most {self.limits.max_depth} levels')
+                parts.append(_negate(self.on_field(name, argument, depth + 1)))
+                continue
+            operator = OPERATORS.get(key)
+            if operator is None:
+                self.fail(f'{name}: unknown operator {_short(key)}; operators: '
+                          f'{", ".join(OPERATORS)}, $not')
+            parts.append(self.condition(operator, name, found, argument))
+        return sa.and_(*parts)
+
+    def condition(self, operator, name, found, argument):
+        self.conditions += 1
+        if self.conditions > self.limits.max_conditions:
+            self.fail(f'more than {self.limits.max_conditions} conditions')
+        sql_column, column = found
+        return operator.build(sql_column, self.argument(operator, name, column, argument))
+
+    def argument(self, operator, name, column, argument):
+        takes, limits, what = operator.takes, self.limits, f'{name}: {operator.name}'
+        if takes == 'bool':
+            if type(argument) is not bool:
+                self.fail(f'{what} takes true or false')
+            return argument
+        if takes in ('pattern', 'text'):
+            if column.kind.name != 'str':
+                self.fail(f'{what} applies to text fields only')
+            if not isinstance(argument, str):
+                self.fail(f'{what} takes a string')
+            self.value(what, column, argument)
+            if takes == 'pattern':
+                if len(argument) > limits.max_pattern:
+                    self.fail(f'{what}: a pattern of more than {limits.max_pattern} characters')
+                if argument.count('%') > limits.max_wildcards:
+                    self.fail(f'{what}: a pattern with more than {limits.max_wildcards} %')
+            return argument
+        if takes == 'list':
+            if not isinstance(argument, list) or len(argument) > limits.max_list:
+                self.fail(f'{what} takes a list of at most {limits.max_list} values')
+            return [self.value(what, column, item, null='use $exists to match null') for item in argument]
+        if argument is None and takes == 'value':
+            return None
+        return self.value(what, column, argument, null='use $exists to match null')
+
+    def value(self, what, column, argument, null=None):
+        if argument is None:
+            self.fail(f'{what}: null is not a value here; {null}')
+        if isinstance(argument, (dict, list)):
+            self.fail(f'{what}: an object or list is not a value here')
+        if isinstance(argument, str) and len(argument) > self.limits.max_text:
+            self.fail(f'{what}: a string of more than {self.limits.max_text} characters')
+        try:
+            return column.kind.parse(argument)
+        except ValueError as error:
+            self.fail(f'{what}: {error}')
+
+
+def order_by(sort_by, fields, tie_breaker, limits=Limits(), field='sort_by'):
+    """ORDER BY clauses of ``"-created_at"`` or ``["is_completed", "-id"]``:
+    ascending, or descending with ``-``; null sorts first, as the smallest
+    value, in both databases. ``tie_breaker`` (the id) ends the list, so
+    that pages never overlap."""
+    keys = [sort_by] if isinstance(sort_by, str) else sort_by
+    if not isinstance(keys, list) or not keys or len(keys) > limits.max_sort_keys:
+        raise invalid(field, f'a field name, -name for descending, or a list of at most '
+                             f'{limits.max_sort_keys} of them')
+    clauses, seen = [], set()
+    for key in keys:
+        if not isinstance(key, str):
+            raise invalid(field, 'field names are strings')
+        descending = key.startswith('-')
+        name = key[1:] if descending else key
+        if name not in fields:
+            raise invalid(field, f'cannot sort by {_short(name)}; fields: {", ".join(fields)}')
+        if name in seen:
+            raise invalid(field, f'{name} is given twice')
+        seen.add(name)
+        column = fields[name]
+        clauses.append(column.desc().nulls_last() if descending else column.asc().nulls_first())
+    if tie_breaker.name not in seen:
+        clauses.append(tie_breaker.asc())
+    return clauses
+
+
+def paging(request, default_size, max_size):
+    """``(page, page_size)`` from a request: page from 1, page_size from 1 to
+    ``max_size``; the offset they make fits comfortably in 64 bits."""
+    page_size = request.get('page_size', default_size)
+    if type(page_size) is not int or not 1 <= page_size <= max_size:
+        raise invalid('page_size', f'an integer from 1 to {max_size}')
+    page = request.get('page', 1)
+    if type(page) is not int or not 1 <= page <= INT64_MAX // (2 * max_size):
+        raise invalid('page', 'an integer from 1')
+    return page, page_size

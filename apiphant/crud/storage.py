@@ -1,0 +1,206 @@
+"""Where rows live: a ``Database`` per URL, made from the settings.
+
+- No ``APIPHANT_DATABASE_URL`` (or ``none``, the setting's default, which
+  ``apiphant-background`` shares): the SQLite file beside the product
+  (``<dir>/myproduct.sqlite3`` for ``<dir>/myproduct/``).
+- ``sqlite:///path``: that SQLite file.
+- ``postgresql://...`` (or ``postgres://``, ``postgresql+psycopg://``):
+  PostgreSQL through psycopg 3, which waits cooperatively when gevent
+  patched the standard library before psycopg was imported (``apiphant``
+  does; psycopg is imported here only when the first engine is made).
+
+``transaction()`` is a write transaction and ``connect()`` a connection for
+reads; inside a transaction both give the transaction's connection, so the
+writes of generated actions, hooks and a product's own code made in it
+commit together. In SQLite one greenlet of the process writes at a time
+(``BEGIN IMMEDIATE`` under a gevent lock): writers queue here instead of
+failing with "database is locked"; ``busy_timeout`` covers other processes.
+Waiting longer than ``database_wait`` for a connection or for the write
+lock, or a database that is down, is a 503 with ``Retry-After``, the
+driver's message going to the log.
+"""
+import contextlib
+import logging
+import math
+import os
+import sys
+from contextvars import ContextVar
+
+import gevent.lock
+import sqlalchemy as sa
+from gevent.threadpool import ThreadPool
+from sqlalchemy import event, exc
+
+from apiphant.crud import sqlite
+from apiphant.errors import ServiceUnavailable
+from apiphant.product import ProductError
+from apiphant.settings import SETTINGS
+
+__all__ = ['Database', 'database', 'database_url', 'RETRY_AFTER']
+
+log = logging.getLogger('apiphant.crud')
+
+RETRY_AFTER = 1  # seconds: a pool wait or a lock is usually over by then
+_POSTGRESQL = ('postgresql', 'postgres', 'postgresql+psycopg')
+_databases = {}  # by URL
+_named = {}  # by (product, setting)
+
+
+def _setting(name):
+    """A setting's value from the environment, where ``apiphant``'s command
+    line puts its options too."""
+    setting = next(s for s in SETTINGS if s.name == name)
+    return setting.type(os.environ.get(setting.env, setting.default))
+
+
+def database_url(text, product):
+    """The SQLAlchemy URL of a setting's value; the SQLite file beside
+    ``product`` (a package name) when it is empty or ``none``."""
+    if not text or text == 'none':
+        package = sys.modules.get(product)
+        if package is None or not getattr(package, '__file__', None):
+            raise ProductError(f'cannot tell where the SQLite file of {product!r} goes; '
+                               f'set APIPHANT_DATABASE_URL')
+        directory = os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))
+        return sa.engine.URL.create('sqlite', database=os.path.join(directory, f'{product}.sqlite3'))
+    try:
+        url = sa.engine.make_url(text)
+    except exc.ArgumentError:
+        url = None
+    if url is not None and url.drivername in _POSTGRESQL:
+        return url.set(drivername='postgresql+psycopg')
+    if url is not None and url.drivername == 'sqlite' and url.database and url.database != ':memory:':
+        return url
+    raise ProductError(f'the database URL should be sqlite:///PATH or postgresql://..., '
+                       f'not {text.split(":", 1)[0]}:...')
+
+
+def database(product=None):
+    """The ``Database`` of ``product`` (a package name; by default the package
+    of the calling module): the one every table of the product uses."""
+    if product is None:
+        product = sys._getframe(1).f_globals.get('__name__', '').partition('.')[0]
+    text = _setting('database_url')
+    found = _named.get((product, text))
+    if found is None:
+        url = database_url(text, product)
+        key = url.render_as_string(hide_password=False)
+        found = _databases.get(key)
+        if found is None:
+            found = _databases[key] = Database(url, pool_size=_setting('database_pool_size'),
+                                               wait=_setting('database_wait'))
+        _named[product, text] = found
+    return found
+
+
+class Database:
+    def __init__(self, url, *, pool_size=10, wait=5.0):
+        if type(pool_size) is not int or pool_size < 1:
+            raise ProductError(f'the database pool size should be a positive integer, not {pool_size!r}')
+        self.url = sa.engine.make_url(url)
+        self.dialect = self.url.get_backend_name()
+        self.pool_size, self.wait = pool_size, wait
+        if self.dialect == 'sqlite':
+            directory = os.path.dirname(os.path.abspath(self.url.database))
+            if not os.path.isdir(directory):
+                raise ProductError(f'no directory {directory} for the SQLite database')
+        self._engine = None
+        self._engine_lock = gevent.lock.Semaphore()
+        self._writer = gevent.lock.Semaphore() if self.dialect == 'sqlite' else None
+        self._current = ContextVar(f'apiphant.crud.transaction.{id(self)}', default=None)
+
+    def __repr__(self):
+        return f'Database({self.url.render_as_string(hide_password=True)!r})'
+
+    @property
+    def engine(self):
+        """The SQLAlchemy engine, made on first use."""
+        if self._engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    self._engine = (self._sqlite_engine() if self.dialect == 'sqlite'
+                                    else self._postgresql_engine())
+        return self._engine
+
+    def _sqlite_engine(self):
+        threads = ThreadPool(self.pool_size)
+        path, wait = self.url.database, self.wait
+        engine = sa.create_engine(
+            self.url, creator=lambda: sqlite.connect(path, threads.apply, wait),
+            poolclass=sa.pool.QueuePool, pool_size=self.pool_size, max_overflow=0, pool_timeout=wait)
+
+        @event.listens_for(engine, 'begin')
+        def begin(connection):
+            # Reads run each statement on its own (autocommit, as PostgreSQL's
+            # read committed does); a write transaction takes the lock first.
+            if connection.get_execution_options().get('apiphant_write'):
+                connection.connection.dbapi_connection.begin_later('BEGIN IMMEDIATE')
+        return engine
+
+    def _postgresql_engine(self):
+        return sa.create_engine(
+            self.url, pool_size=self.pool_size, max_overflow=0, pool_timeout=self.wait,
+            connect_args={'connect_timeout': max(2, math.ceil(self.wait))})
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """``with database().transaction() as connection:`` a write
+        transaction, committed when the block ends and rolled back when it
+        raises; a transaction already open in this greenlet is joined."""
+        current = self._current.get()
+        if current is not None:
+            yield current
+            return
+        with self._unavailable(), self._write_lock():
+            with self.engine.connect() as connection:
+                connection.execution_options(apiphant_write=True)
+                token = self._current.set(connection)
+                try:
+                    with connection.begin():
+                        yield connection
+                finally:
+                    self._current.reset(token)
+
+    @contextlib.contextmanager
+    def connect(self):
+        """``with database().connect() as connection:`` a connection for
+        reads, each statement on its own; the open transaction when there is one."""
+        current = self._current.get()
+        if current is not None:
+            yield current
+            return
+        with self._unavailable(), self.engine.connect() as connection:
+            if self.dialect != 'sqlite':
+                connection.execution_options(isolation_level='AUTOCOMMIT')
+            yield connection
+
+    @contextlib.contextmanager
+    def _write_lock(self):
+        if self._writer is None:
+            yield
+            return
+        if not self._writer.acquire(timeout=self.wait):
+            log.warning('%s: no turn to write within %ss', self, self.wait)
+            raise ServiceUnavailable(retry_after=RETRY_AFTER)
+        try:
+            yield
+        finally:
+            self._writer.release()
+
+    @contextlib.contextmanager
+    def _unavailable(self):
+        try:
+            yield
+        except (exc.OperationalError, exc.TimeoutError) as error:
+            log.warning('%s is unavailable: %s', self, _one_line(error))
+            raise ServiceUnavailable(retry_after=RETRY_AFTER) from None
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning('%s: connection lost: %s', self, _one_line(error))
+            raise ServiceUnavailable(retry_after=RETRY_AFTER) from None
+
+
+def _one_line(error):
+    error = getattr(error, 'orig', None) or error
+    return ' '.join(str(error).split()) or type(error).__name__

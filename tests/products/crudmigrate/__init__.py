@@ -1,0 +1,1 @@
+"""A product whose table declaration changes between runs (CRUD_DECLARATION)."""

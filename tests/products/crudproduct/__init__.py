@@ -1,0 +1,1 @@
+"""The CRUD test product: tables declared as a product owner would."""
