@@ -8,10 +8,14 @@ setup(
     long_description_content_type='text/x-rst',
     license='MIT',
     python_requires='>=3.11',
-    packages=find_packages(include=['apiphant', 'apiphant.*']),
+    packages=find_packages(include=['apiphant', 'apiphant.*']) + ['apiphant.deploy_template'],
+    # deploy_template/ (at the top of the repository) is installed as apiphant/deploy_template/.
+    package_dir={'apiphant.deploy_template': 'deploy_template'},
+    package_data={'apiphant.deploy_template': ['*.sh', '*/*']},
     scripts=['bin/apiphant', 'bin/apiphant-background'],
     install_requires=[
         'gevent>=25.4.1',  # earlier pywsgi releases have request smuggling CVEs
+        'httptools>=0.6',  # llhttp, the strict HTTP/1.1 parser of the front
         'orjson>=3.9',  # orjson.Fragment
         'requests>=2.28',
         'sqlalchemy>=2',  # apiphant.crud: SQLite and PostgreSQL through one Core

@@ -21,10 +21,9 @@ PLACEHOLDER = 'myproduct'
 # letters, digits and underscores suit them all.
 _NAME = re.compile(r'[a-z][a-z0-9_]*\Z')
 _MAX_LENGTH = 32
-# Packages a product's process imports beside it, which it must not shadow;
-# and tests/, the product's own test directory.
-_TAKEN = {'apiphant', 'gevent', 'greenlet', 'zope', 'orjson', 'requests', 'urllib3', 'idna',
-          'certifi', 'charset_normalizer', 'pytest', 'pip', 'setuptools', 'tests'}
+# Packages a product's process imports beside it, which it must not shadow.
+_TAKEN = {'apiphant', 'gevent', 'greenlet', 'zope', 'orjson', 'httptools', 'requests', 'urllib3',
+          'idna', 'certifi', 'charset_normalizer', 'pytest', 'pip', 'setuptools'}
 
 
 class ScaffoldError(ValueError):
@@ -43,8 +42,10 @@ def check_name(name):
         raise ScaffoldError(f'{name!r} is a Python keyword: it cannot be imported as a package')
     if name in sys.stdlib_module_names:
         raise ScaffoldError(f'{name!r} is a module of the standard library: the product would shadow it')
+    if name == 'tests':
+        raise ScaffoldError("'tests' is taken: it is the directory of the product's tests")
     if name in _TAKEN:
-        raise ScaffoldError(f'{name!r} is taken: apiphant or the product\'s tests import a {name} of their own')
+        raise ScaffoldError(f'{name!r} is taken: apiphant runs with a package of that name beside the product')
     if len(name) > _MAX_LENGTH:
         raise ScaffoldError(f'{name!r} is longer than {_MAX_LENGTH} characters: it also names the '
                             f'product\'s system user')
