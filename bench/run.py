@@ -3,6 +3,7 @@
 Usage: .venv/bin/python bench/run.py [--duration 10] [--connections 50] [--rounds 3] [--only STACK]
 Each round loads every stack once, in turn, so the noise of a shared machine
 spreads over all of them; the table shows each stack's median round.
+`--connections 1000` is the many-connections case (goal: p99 <= 20x p50).
 """
 import argparse
 import dataclasses
@@ -18,10 +19,9 @@ import server
 import wrk
 
 BENCH = pathlib.Path(__file__).resolve().parent
-REPO = BENCH.parent
 PEERS = BENCH / 'peers'
 BENCH_PYTHON = BENCH / '.venv' / 'bin' / 'python'
-ECHO_PATH = '/api/v0/echo/read'  # the peers answer on any path
+ECHO_PATH = server.ECHO_PATH  # the peers answer on any path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +36,7 @@ class Stack:
 
 
 def stacks():
-    apiphant = pathlib.Path(sys.executable).with_name('apiphant')
-    product = REPO / 'examples' / 'myproduct'
+    apiphant, product = server.APIPHANT, server.EXAMPLE
     # The gevent peers run on this interpreter, so they use the very gevent and
     # orjson builds apiphant runs on: the differences are the code's.
     python = sys.executable
@@ -88,11 +87,17 @@ def _figures(chosen):
     return r.requests_per_second, r.p50 * 1e3, r.p99 * 1e3, chosen.rss / 2**20
 
 
+def tail(result):
+    """p99 / p50: how far the slowest 1 % fall behind the typical request."""
+    return result.p99 / result.p50 if result.p50 else float('inf')
+
+
 def table(measured):
     """One row per stack: its median round, each figure followed by its ratio to apiphant's."""
     base = _figures(median_round(measured['apiphant'])) if 'apiphant' in measured else None
     rows = [f'{"stack":<13} {"req/s":>8} {"/echo":>6} {"p50 ms":>7} {"/echo":>6} '
-            f'{"p99 ms":>7} {"/echo":>6} {"errors":>6} {"RSS MiB":>7} {"/echo":>6} {"spread":>6}']
+            f'{"p99 ms":>7} {"/echo":>6} {"p99/p50":>7} {"errors":>6} {"RSS MiB":>7} {"/echo":>6} '
+            f'{"spread":>6}']
     for name, rounds in measured.items():
         chosen = median_round(rounds)
         figures = _figures(chosen)
@@ -100,7 +105,7 @@ def table(measured):
         throughputs = [each.result.requests_per_second for each in rounds]
         spread = (max(throughputs) - min(throughputs)) / statistics.median(throughputs)
         rows.append(f'{name:<13} {figures[0]:8.0f} {ratios[0]} {figures[1]:7.2f} {ratios[1]} '
-                    f'{figures[2]:7.2f} {ratios[2]} {chosen.result.errors:6d} '
+                    f'{figures[2]:7.2f} {ratios[2]} {tail(chosen.result):6.1f}x {chosen.result.errors:6d} '
                     f'{figures[3]:7.1f} {ratios[3]} {spread:6.0%}')
     return '\n'.join(rows)
 
@@ -124,8 +129,12 @@ def main():
         if not stack.python.exists():
             print(f'{stack.name}: skipped, {stack.python} is absent (run bash bench/setup.sh)')
             chosen.remove(stack)
-    # APIPHANT_* settings left in the shell would quietly change what is measured.
-    env = {key: value for key, value in os.environ.items() if not key.startswith('APIPHANT_')}
+    env = server.clean_env()
+    # wrk holds a descriptor per connection and inherits this process's limit.
+    try:
+        server.raise_fd_limit(args.connections + 64)
+    except RuntimeError as error:
+        sys.exit(str(error))
 
     print(f'{platform.python_implementation()} {platform.python_version()}, '
           f'{os.cpu_count()} cores; servers on core {server.CORE}, wrk on core {wrk.CORE}: '

@@ -1,9 +1,12 @@
 """A server under load: started pinned to core 0, awaited, checked, measured, stopped."""
 import json
 import os
+import pathlib
+import resource
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -11,6 +14,31 @@ import urllib.request
 CORE = 0  # wrk gets core 1
 START_TIMEOUT = 20  # seconds; apiphant imports the whole product tree first
 STOP_TIMEOUT = 15  # seconds; above apiphant's default 8 s shutdown timeout
+ECHO_PATH = '/api/v0/echo/read'
+APIPHANT = pathlib.Path(sys.executable).with_name('apiphant')  # the repo venv's CLI
+EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / 'examples' / 'myproduct'
+
+
+def apiphant(product, port, *options):
+    """The command serving ``product`` on 127.0.0.1:``port`` without an access log."""
+    return [APIPHANT, product, f'127.0.0.1:{port}', '--access-log', 'off', *options]
+
+
+def clean_env():
+    """This environment without APIPHANT_* settings, which would quietly change what is measured."""
+    return {key: value for key, value in os.environ.items() if not key.startswith('APIPHANT_')}
+
+
+def raise_fd_limit(needed):
+    """Lift this process's soft RLIMIT_NOFILE to the hard limit, for it and
+    what it starts (servers, wrk, helpers); RuntimeError if that is below ``needed``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise RuntimeError(f'{needed} file descriptors are needed, the hard limit is {hard}: '
+                           f'raise it (ulimit -Hn, /etc/security/limits.conf) and rerun')
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 def free_port():
@@ -22,10 +50,12 @@ def free_port():
 class Server:
     """`with Server(argv, port) as server:` runs argv until the block ends, however it ends."""
 
-    def __init__(self, argv, port, env=None):
+    def __init__(self, argv, port, env=None, start_timeout=START_TIMEOUT):
         self.argv = argv
         self.port = port
         self.env = env
+        self.start_timeout = start_timeout
+        self.started = None  # time.monotonic() when it was started
         self.returncode = None
         self._log = tempfile.TemporaryFile()
         self._process = None
@@ -33,6 +63,7 @@ class Server:
     def __enter__(self):
         # taskset execs the server, so the PID we signal and measure is the server's.
         # Its own session keeps a Ctrl-C for run.py from reaching it before the SIGTERM.
+        self.started = time.monotonic()
         self._process = subprocess.Popen(
             ['taskset', '-c', str(CORE), *self.argv], stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=self._log, env=self.env, start_new_session=True)
@@ -56,6 +87,10 @@ class Server:
         self._log.close()
 
     @property
+    def pid(self):
+        return self._process.pid
+
+    @property
     def url(self):
         return f'http://127.0.0.1:{self.port}'
 
@@ -72,18 +107,25 @@ class Server:
 
     def rss(self):
         """Resident memory of the server process, in bytes."""
-        with open(f'/proc/{self._process.pid}/status') as status:
+        with open(f'/proc/{self.pid}/status') as status:
             for line in status:
                 if line.startswith('VmRSS:'):
                     return int(line.split()[1]) * 1024
-        raise RuntimeError(f'no VmRSS for PID {self._process.pid}')
+        raise RuntimeError(f'no VmRSS for PID {self.pid}')
+
+    def cpu(self):
+        """CPU time the server process has used so far (user + system), in seconds: per request,
+        a figure the neighbours on a shared machine disturb less than req/s."""
+        with open(f'/proc/{self.pid}/stat') as stat:
+            fields = stat.read().rpartition(')')[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
     def log(self):
         self._log.seek(0)
         return self._log.read().decode(errors='replace')[-4000:]
 
     def _wait_accepting(self):
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f'{self.argv} exited with {self._process.returncode}\n{self.log()}')
@@ -93,4 +135,4 @@ class Server:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f'{self.argv} did not accept on port {self.port} '
-                           f'within {START_TIMEOUT} s\n{self.log()}')
+                           f'within {self.start_timeout} s\n{self.log()}')

@@ -15,10 +15,12 @@ _TIME = r'([\d.]+)(us|ms|s|m|h)\b'
 @dataclasses.dataclass(frozen=True)
 class Result:
     requests_per_second: float
+    requests: int  # completed in the run
     p50: float  # seconds
     p99: float  # seconds
     non_2xx: int  # wrk counts 3xx as success too
     socket_errors: int  # connect + read + write + timeout
+    cpu_per_request: float = None  # seconds of the server's CPU, when run() was given `cpu`
 
     @property
     def errors(self):
@@ -30,20 +32,26 @@ def command(url, duration, connections):
             f'-d{duration}s', '--latency', '-s', str(POST_LUA), url]
 
 
-def run(url, duration, connections):
-    """Load `url` for `duration` seconds; wrk bounds itself, the timeout bounds wrk."""
+def run(url, duration, connections, cpu=None):
+    """Load `url` for `duration` seconds; wrk bounds itself, the timeout bounds wrk.
+    `cpu`, if given, returns the server's CPU seconds so far (Server.cpu)."""
+    before = cpu() if cpu else None
     completed = subprocess.run(command(url, duration, connections), capture_output=True,
                                text=True, timeout=duration + 30)
     if completed.returncode:
         raise RuntimeError(f'wrk exited with {completed.returncode} on {url}:\n'
                            f'{completed.stdout}{completed.stderr}')
-    return parse(completed.stdout)
+    result = parse(completed.stdout)
+    if cpu:
+        result = dataclasses.replace(result, cpu_per_request=(cpu() - before) / max(result.requests, 1))
+    return result
 
 
 def parse(report):
     """The figures of a `wrk --latency` report; ValueError names what is missing."""
     return Result(
         requests_per_second=float(_find(r'^Requests/sec:\s+([\d.]+)', report, 'Requests/sec')),
+        requests=int(_find(r'^\s+(\d+) requests in ', report, 'requests in')),
         p50=_seconds(*_find(rf'^\s+50%\s+{_TIME}', report, 'latency 50%', groups=2)),
         p99=_seconds(*_find(rf'^\s+99%\s+{_TIME}', report, 'latency 99%', groups=2)),
         non_2xx=int(_find(r'^\s*Non-2xx or 3xx responses:\s+(\d+)', report, default='0')),
