@@ -307,6 +307,9 @@ class Connection:
                     self.deadline = FOREVER
                     if not self._answer_all(reject):
                         return
+                    if not self.in_message:  # an idle connection keeps nothing of its last request
+                        self.raw_headers = None
+                        self.url = self.body = b''
                     answered += 1
                     if not answered % FAIR_SHARE:
                         sleep(0)  # a client whose next request is always there already must not starve others
