@@ -204,16 +204,20 @@ class Connection:
 
     # llhttp's callbacks
 
-    def on_message_begin(self):
+    def on_url(self, part):
+        if self.in_message:  # the rest of a target that came in pieces
+            self.url += part
+            if len(self.url) > MAX_LINE:
+                raise _Reject(414)
+            return
+        # The first callback of every request (no on_message_begin: one call less).
         self.in_message = self.in_head = True
-        self.url = self.body = b''
+        self.url = part
+        self.body = b''
         self.raw_headers = []
         self.length = self.coding = self.expect = self.given_id = None
         self.deadline = self.front.now + self.front.head_timeout
-
-    def on_url(self, part):
-        self.url += part
-        if len(self.url) > MAX_LINE:
+        if len(part) > MAX_LINE:
             raise _Reject(414)
 
     def on_header(self, name, value):
@@ -275,7 +279,7 @@ class Connection:
     def serve(self):
         front = self.front
         sock = self.sock
-        recv = sock.recv
+        recv = self._receiver()
         feed = self.parser.feed_data
         front.connections.add(self)
         answered = 0
@@ -319,6 +323,27 @@ class Connection:
                 sock.close()
             except OSError:
                 pass
+
+    def _receiver(self):
+        """recv(), waiting first: after an answer the next request is almost
+        never there yet, and gevent's recv would try, fail with EAGAIN (a
+        syscall and an exception) and only then wait."""
+        sock = self.sock
+        raw = getattr(sock, '_sock', None)
+        wait = getattr(sock, '_wait', None)
+        event = getattr(sock, '_read_event', None)
+        if raw is None or wait is None or event is None:  # not a gevent socket as we know it
+            return sock.recv
+        raw_recv = raw.recv
+
+        def recv(size):
+            while True:
+                wait(event)
+                try:
+                    return raw_recv(size)
+                except BlockingIOError:
+                    pass
+        return recv
 
     def _answer_all(self, reject):
         """Answer what the parser completed, in order, then the rejection

@@ -25,8 +25,7 @@ class Request(dict):
             value = self[name] = from_dict(value)
         return value
 
-    def __setattr__(self, name, value):
-        self[name] = value
+    __setattr__ = dict.__setitem__  # request.server = 'x', at the speed of a dict
 
     def __delattr__(self, name):
         try:

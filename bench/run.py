@@ -71,7 +71,7 @@ def measure(stack, args, env):
     port = server.free_port()
     with server.Server(stack.command(port), port, env) as running:
         running.check(ECHO_PATH)
-        result = wrk.run(running.url + ECHO_PATH, args.duration, args.connections)
+        result = wrk.run(running.url + ECHO_PATH, args.duration, args.connections, cpu=running.cpu)
         rss = running.rss()
     return Round(result, rss, running.returncode)
 
@@ -87,6 +87,12 @@ def _figures(chosen):
     return r.requests_per_second, r.p50 * 1e3, r.p99 * 1e3, chosen.rss / 2**20
 
 
+def _cpu(rounds):
+    """The server's CPU time per request, median of the rounds, in µs: the
+    figure a busy neighbour on the machine disturbs least."""
+    return statistics.median(each.result.cpu_per_request for each in rounds) * 1e6
+
+
 def tail(result):
     """p99 / p50: how far the slowest 1 % fall behind the typical request."""
     return result.p99 / result.p50 if result.p50 else float('inf')
@@ -97,7 +103,8 @@ def table(measured):
     base = _figures(median_round(measured['apiphant'])) if 'apiphant' in measured else None
     rows = [f'{"stack":<13} {"req/s":>8} {"/echo":>6} {"p50 ms":>7} {"/echo":>6} '
             f'{"p99 ms":>7} {"/echo":>6} {"p99/p50":>7} {"errors":>6} {"RSS MiB":>7} {"/echo":>6} '
-            f'{"spread":>6}']
+            f'{"spread":>6} {"CPU us/req":>10} {"/echo":>6}']
+    base_cpu = _cpu(measured['apiphant']) if 'apiphant' in measured else None
     for name, rounds in measured.items():
         chosen = median_round(rounds)
         figures = _figures(chosen)
@@ -106,7 +113,8 @@ def table(measured):
         spread = (max(throughputs) - min(throughputs)) / statistics.median(throughputs)
         rows.append(f'{name:<13} {figures[0]:8.0f} {ratios[0]} {figures[1]:7.2f} {ratios[1]} '
                     f'{figures[2]:7.2f} {ratios[2]} {tail(chosen.result):6.1f}x {chosen.result.errors:6d} '
-                    f'{figures[3]:7.1f} {ratios[3]} {spread:6.0%}')
+                    f'{figures[3]:7.1f} {ratios[3]} {spread:6.0%} {_cpu(rounds):10.1f} '
+                    f'{_cpu(rounds) / base_cpu if base_cpu else 0:5.2f}x')
     return '\n'.join(rows)
 
 
