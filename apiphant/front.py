@@ -26,7 +26,6 @@ import time
 from urllib.parse import unquote_to_bytes
 
 import gevent
-from gevent import sleep
 from gevent.server import StreamServer
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 
@@ -43,7 +42,6 @@ MAX_HEADER = 8190
 MAX_HEADERS = 100
 MAX_HEAD = 64 << 10
 FOREVER = float('inf')
-FAIR_SHARE = 16  # answers in a row before a connection's greenlet yields to the others
 DRAIN_GRACE = 1.0
 
 _CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
@@ -282,7 +280,6 @@ class Connection:
         recv = self._receiver()
         feed = self.parser.feed_data
         front.connections.add(self)
-        answered = 0
         try:
             while True:
                 if not self.in_message:
@@ -314,9 +311,6 @@ class Connection:
                     if not self.in_message:  # an idle connection keeps nothing of its last request
                         self.raw_headers = None
                         self.url = self.body = b''
-                    answered += 1
-                    if not answered % FAIR_SHARE:
-                        sleep(0)  # a client whose next request is always there already must not starve others
         finally:
             front.connections.discard(self)
             try:
@@ -327,7 +321,9 @@ class Connection:
     def _receiver(self):
         """recv(), waiting first: after an answer the next request is almost
         never there yet, and gevent's recv would try, fail with EAGAIN (a
-        syscall and an exception) and only then wait."""
+        syscall and an exception) and only then wait. Every read passing
+        through the hub also keeps connections fair: one whose next request
+        is always there already (pipelining) takes its turn like the others."""
         sock = self.sock
         raw = getattr(sock, '_sock', None)
         wait = getattr(sock, '_wait', None)
