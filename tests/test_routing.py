@@ -71,17 +71,22 @@ def test_product_errors(tmp_path):
         locate('not a package')
 
 
-def test_duplicate_action_names_are_refused(tmp_path, monkeypatch):
-    product = tmp_path / 'dupes'
+def product_with(tmp_path, monkeypatch, name, source):
+    """A product ``name`` whose one target ``x`` is ``source``, importable."""
+    product = tmp_path / name
     (product / 'api' / 'v0').mkdir(parents=True)
     for init in (product, product / 'api', product / 'api' / 'v0'):
         (init / '__init__.py').write_text('')
-    (product / 'api' / 'v0' / 'x.py').write_text(
-        'from apiphant import action\n\ndef read(request):\n    return {}\n\n'
-        '@action(name="read")\ndef other(request):\n    return {}\n')
+    (product / 'api' / 'v0' / 'x.py').write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_duplicate_action_names_are_refused(tmp_path, monkeypatch):
+    name = product_with(tmp_path, monkeypatch, 'dupes', 'from apiphant import action\n\ndef read(request):\n'
+                        '    return {}\n\n@action(name="read")\ndef other(request):\n    return {}\n')
     with pytest.raises(ValueError, match='two functions answer /api/v0/x/read'):
-        discover('dupes')
+        discover(name)
 
 
 def test_actions_provided_by_an_object(routes):
@@ -90,16 +95,10 @@ def test_actions_provided_by_an_object(routes):
 
 
 def test_two_providers_of_one_action_are_refused(tmp_path, monkeypatch):
-    product = tmp_path / 'twoproviders'
-    (product / 'api' / 'v0').mkdir(parents=True)
-    for init in (product, product / 'api', product / 'api' / 'v0'):
-        (init / '__init__.py').write_text('')
-    (product / 'api' / 'v0' / 'x.py').write_text(
-        'class P:\n    def apiphant_actions(self):\n        return {"list": lambda request: {}}\n\n'
-        'first = P()\nsecond = P()\n')
-    monkeypatch.syspath_prepend(str(tmp_path))
+    name = product_with(tmp_path, monkeypatch, 'twoproviders', 'class P:\n    def apiphant_actions(self):\n'
+                        '        return {"list": lambda request: {}}\n\nfirst = P()\nsecond = P()\n')
     with pytest.raises(ValueError, match="both provide the action 'list'"):
-        discover('twoproviders')
+        discover(name)
 
 
 def test_providers_start_once_when_served():
