@@ -6,15 +6,13 @@ import decimal
 import orjson
 
 from apiphant.errors import ApiError
-from apiphant.request import Request, wrap_nested
+from apiphant.request import Request, from_dict
 
 __all__ = ['decode', 'encode', 'NOT_AN_OBJECT']
 
 NOT_AN_OBJECT = 'Request content should be JSON Object'
 
 _loads = orjson.loads
-_new = dict.__new__
-_update = dict.update
 _dumps = orjson.dumps
 _NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
 
@@ -30,14 +28,7 @@ def decode(body):
         raise ApiError(400, NOT_AN_OBJECT) from None
     if type(value) is not dict:
         raise ApiError(400, NOT_AN_OBJECT)
-    request = _new(Request)
-    _update(request, value)
-    for item in value.values():
-        kind = type(item)
-        if kind is dict or kind is list:
-            wrap_nested(request)
-            break
-    return request
+    return from_dict(value)
 
 
 def encode(value):

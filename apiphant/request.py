@@ -51,10 +51,15 @@ _update = dict.update
 
 
 def from_dict(value):
-    """A Request of a plain dict (from the JSON decoder), objects inside too."""
+    """A Request of a plain dict (from the JSON decoder), objects inside too.
+    A flat dict, the common request, is not walked."""
     request = _new(Request)
     _update(request, value)
-    wrap_nested(request)
+    for item in value.values():
+        kind = type(item)
+        if kind is dict or kind is list:
+            wrap_nested(request)
+            break
     return request
 
 
