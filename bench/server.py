@@ -76,6 +76,7 @@ class Server:
 
     def __exit__(self, *exc_info):
         process = self._process
+        children = self._descendants() if process.poll() is None else []
         if process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)
             try:
@@ -83,6 +84,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
+        # A server with worker processes (granian) stops them itself on SIGTERM;
+        # any it left behind, known by PID from before the signal, go now.
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.returncode = process.returncode
         self._log.close()
 
@@ -106,19 +114,47 @@ class Server:
             raise RuntimeError(f'{self.argv} answered {status} {body!r}\n{self.log()}')
 
     def rss(self):
-        """Resident memory of the server process, in bytes."""
-        with open(f'/proc/{self.pid}/status') as status:
-            for line in status:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError(f'no VmRSS for PID {self.pid}')
+        """Resident memory of the server process and its worker processes, in bytes."""
+        total = 0
+        for pid in [self.pid, *self._descendants()]:
+            try:
+                with open(f'/proc/{pid}/status') as status:
+                    total += next(int(line.split()[1]) * 1024 for line in status if line.startswith('VmRSS:'))
+            except (OSError, StopIteration):
+                if pid == self.pid:
+                    raise RuntimeError(f'no VmRSS for PID {self.pid}') from None
+        return total
 
     def cpu(self):
-        """CPU time the server process has used so far (user + system), in seconds: per request,
-        a figure the neighbours on a shared machine disturb less than req/s."""
-        with open(f'/proc/{self.pid}/stat') as stat:
-            fields = stat.read().rpartition(')')[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+        """CPU time the server process and its worker processes have used so far
+        (user + system), in seconds: per request, a figure the neighbours on a
+        shared machine disturb less than req/s."""
+        total = 0
+        for pid in [self.pid, *self._descendants()]:
+            try:
+                fields = _stat(pid)
+            except OSError:  # a worker that just ended
+                if pid == self.pid:
+                    raise
+                continue
+            total += fields[11] + fields[12]
+        return total / os.sysconf('SC_CLK_TCK')
+
+    def _descendants(self):
+        """PIDs of the processes the server started (granian's workers), at any depth."""
+        parents = {}
+        for entry in os.listdir('/proc'):
+            if entry.isdigit():
+                try:
+                    parents.setdefault(_stat(int(entry))[1], []).append(int(entry))
+                except OSError:
+                    pass
+        found, pending = [], [self.pid]
+        while pending:
+            children = parents.get(pending.pop(), [])
+            found += children
+            pending += children
+        return found
 
     def log(self):
         self._log.seek(0)
@@ -136,3 +172,11 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError(f'{self.argv} did not accept on port {self.port} '
                            f'within {self.start_timeout} s\n{self.log()}')
+
+
+def _stat(pid):
+    """The numeric fields of /proc/PID/stat after the command name: [0] state, [1] ppid,
+    [11] utime, [12] stime (clock ticks)."""
+    with open(f'/proc/{pid}/stat') as stat:
+        fields = stat.read().rpartition(')')[2].split()
+    return [fields[0], *map(int, fields[1:])]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what bench/run.py needs: wrk (Debian) and bench/.venv for the uvicorn peer.
+# Installs what bench/run.py needs: wrk (Debian) and bench/.venv for the uvicorn and granian peers.
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 
@@ -16,11 +16,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-# Kept apart from the repo's .venv so the package under test never sees uvicorn.
-if ! "$VENV/bin/python" -c 'import uvicorn, uvloop, httptools, gevent, orjson' 2>/dev/null; then
+# Kept apart from the repo's .venv so the package under test never sees uvicorn or granian.
+if ! "$VENV/bin/python" -c 'import uvicorn, uvloop, httptools, gevent, orjson, granian' 2>/dev/null; then
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet 'uvicorn[standard]' gevent orjson
+    "$VENV/bin/pip" install --quiet 'uvicorn[standard]' gevent orjson granian
 fi
 
 echo "wrk: $(command -v wrk)"
-"$VENV/bin/python" -c 'import uvicorn, gevent, orjson; print("bench/.venv: uvicorn", uvicorn.__version__, "gevent", gevent.__version__, "orjson", orjson.__version__)'
+"$VENV/bin/python" -c 'import uvicorn, gevent, orjson, granian; print("bench/.venv: uvicorn", uvicorn.__version__, "granian", granian.__version__, "gevent", gevent.__version__, "orjson", orjson.__version__)'

@@ -1,22 +1,27 @@
 """Peer: the bare httptools loop, the headroom of an HTTP front on gevent.
 
-Usage: python httptools_loop.py PORT
+Usage: python httptools_loop.py PORT [--lean]
 A gevent StreamServer parsing with httptools (llhttp), echoing the JSON body
-through orjson with one sendall per response: no routing, no WSGI, no
-request object, no error handling. apiphant's full stack is measured against
-it (goal: at least 0.75x).
+through orjson with one sendall per batch of requests: no routing, no WSGI,
+no request object, no error handling. ``--lean`` is the loop issue 10 holds
+apiphant to (at least 0.8x): it also sets TCP_NODELAY on each connection and
+yields to the hub after each batch, so the next read rarely finds nothing.
 """
+import socket
 import sys
 
 from gevent import monkey
 
 monkey.patch_all()
 
+import gevent  # noqa: E402
 import orjson  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 from httptools import HttpRequestParser  # noqa: E402
 
 HEAD = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n'
+LEAN = '--lean' in sys.argv[2:]
+NAME = 'lean' if LEAN else 'loop'
 
 
 class Protocol:
@@ -33,6 +38,8 @@ class Protocol:
 
 
 def handle(sock, address):
+    if LEAN:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     protocol = Protocol()
     parser = HttpRequestParser(protocol)
     try:
@@ -45,11 +52,13 @@ def handle(sock, address):
                 out = []
                 for body in protocol.done:
                     request = orjson.loads(body)
-                    request['server'] = 'loop'
+                    request['server'] = NAME
                     payload = orjson.dumps(request)
                     out.append(HEAD % len(payload) + payload)
                 protocol.done.clear()
                 sock.sendall(b''.join(out))
+                if LEAN:
+                    gevent.sleep(0)
     except ConnectionResetError:
         pass
 
