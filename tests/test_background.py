@@ -1,11 +1,13 @@
-"""apiphant-background, the real command on sample products: timing and
-isolation, failures and on_error, stopping, --run and --list, start-up errors,
-the lock file, and two schedulers sharing PostgreSQL.
+"""apiphant.background: the real command on sample products (timing and
+isolation, failures and on_error, log levels, stopping, --run and --list,
+start-up errors, the lock file, two schedulers sharing PostgreSQL), the
+package's imports, and the scheduler's counts in process.
 
 Timing is checked from what the tasks record (their slot and a clock
 reading) and from the log lines, with generous tolerances; waits poll for
 an event instead of sleeping a guessed time."""
 import json
+import logging
 import os
 import re
 import signal
@@ -16,10 +18,11 @@ import time
 import uuid
 from collections import Counter
 
+import gevent
 import pytest
 
-from apiphant.background import Task, call, seconds, tasks_of
-from apiphant.claims import CannotStart, Claims, database_url, hold_lock
+from apiphant.background import Scheduler, Task, call, seconds, tasks_of
+from apiphant.background.claims import Alone, CannotStart, Claims, database_url, hold_lock
 from conftest import PRODUCTS, ROOT, skip_or_fail
 
 COMMAND = [sys.executable, str(ROOT / 'bin' / 'apiphant-background')]
@@ -91,12 +94,17 @@ def run(*args, env=None):
                           env=environment(**(env or {})))
 
 
-RECORD = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+: (.*)')
+RECORD = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) \S+: (?P<message>.*)')
+
+
+def leveled(log):
+    """``(level, first line of the message)`` of each log record."""
+    return [(match['level'], match['message']) for match in map(RECORD.fullmatch, log.splitlines()) if match]
 
 
 def messages(log):
     """The first line of each log record's message."""
-    return [match[1] for match in map(RECORD.fullmatch, log.splitlines()) if match]
+    return [message for _, message in leveled(log)]
 
 
 def blocks(log, first_line):
@@ -105,7 +113,7 @@ def blocks(log, first_line):
     for line in log.splitlines():
         match = RECORD.fullmatch(line)
         if match:
-            current = [first_line] if match[1] == first_line else None
+            current = [first_line] if match['message'] == first_line else None
             if current:
                 found.append(current)
         elif current is not None:
@@ -138,7 +146,6 @@ def test_tasks_keep_time_apart_fail_alone_and_stop_gracefully(started):
 
     # SIGTERM let the run of slot 3 finish, and started nothing new.
     assert slow[-1]['at'] > sigterm_at
-    assert log.count('Task slow: OK.') == 2
     runs = scheduler.records('tick') + scheduler.records('slow started')
     assert [run for run in runs if run['at'] > sigterm_at + 0.5] == []
     assert messages(log)[-1] == 'stopped'
@@ -170,6 +177,19 @@ def test_tasks_keep_time_apart_fail_alone_and_stop_gracefully(started):
     assert log.count('on_error: OK.') == len(texts) - 1
     assert log.rindex('on_error: OK.') > log.index('on_error failed:')
 
+    # At the default level, successful runs say nothing; what went wrong does,
+    # and so do start and stop.
+    assert [message for message in messages(log) if message.endswith(': OK.')] == ['on_error: OK.'] * (len(texts) - 1)
+    by_level = {}
+    for level, message in leveled(log):
+        by_level.setdefault(re.sub(r'^Task [\w.]+|\d+(\.\d+)?', '#', message), set()).add(level)
+    assert by_level['# failed:'] == {'ERROR'}
+    assert by_level['#: # slot(s) skipped, its run took # s and it runs every # s'] == {'WARNING'}
+    assert by_level['on_error failed:'] == {'ERROR'}
+    assert by_level['SIGTERM: starting no new run'] == by_level['stopped'] == {'INFO'}
+    assert [level for level, message in leveled(log) if message.startswith('scheduling bgproduct.api.background,')] \
+        == ['INFO']
+
 
 def test_sigterm_interrupts_what_outlives_the_stop_timeout(started):
     scheduler = started(PRODUCTS / 'bgproduct', '--stop-timeout', '0.5')
@@ -198,8 +218,11 @@ def test_run_runs_one_task_once_and_exits_by_its_outcome(tmp_path):
     records = tmp_path / 'records.jsonl'
     ok = run(PRODUCTS / 'bgproduct', '--run', 'tick', env={'BG_RECORDS': str(records)})
     assert ok.returncode == 0, ok.stderr
-    assert messages(ok.stderr)[-1] == 'Task tick: OK.'
-    assert [json.loads(line)['event'] for line in records.read_text().splitlines()] == ['tick']
+    assert ok.stderr == ''  # a success is logged at debug level
+    verbose = run(PRODUCTS / 'bgproduct', '--run', 'tick', '--log-level', 'debug', env={'BG_RECORDS': str(records)})
+    assert verbose.returncode == 0, verbose.stderr
+    assert leveled(verbose.stderr)[-1] == ('DEBUG', 'Task tick: OK.')
+    assert [json.loads(line)['event'] for line in records.read_text().splitlines()] == ['tick', 'tick']
 
     failed = run(PRODUCTS / 'bgproduct', '--run', 'fails', env={'BG_RECORDS': str(records)})
     assert failed.returncode == 1
@@ -278,6 +301,84 @@ def test_a_task_that_exits_fails_alone():
     reported = []
     assert call(Task('leaves', leaves, 1), reported.append) == 'failed'
     assert reported[0].startswith('Task leaves failed:\nTraceback') and 'SystemExit: 3' in reported[0]
+
+
+def test_a_success_is_logged_at_debug_and_a_failure_as_an_error(caplog):
+    def fails():
+        raise ValueError('no')
+    with caplog.at_level(logging.DEBUG, logger='apiphant.background'):
+        assert call(Task('quiet', lambda: None, 1)) == 'ok'
+        assert call(Task('loud', fails, 1)) == 'failed'
+    assert [(record.levelname, record.getMessage().split('\n')[0]) for record in caplog.records] == [
+        ('DEBUG', 'Task quiet: OK.'), ('ERROR', 'Task loud failed:')]
+
+
+def test_the_scheduler_counts_runs_failures_skipped_slots_and_durations():
+    calls = Counter()
+
+    def counted(name, then=None):
+        def task():
+            calls[name] += 1
+            if then:
+                then()
+        return Task(name, task, 0.05)
+
+    def fail():
+        raise ValueError('no')
+    scheduler = Scheduler([counted('quick'), counted('fails', fail), counted('slow', lambda: gevent.sleep(0.12))],
+                          Alone())
+    stats = scheduler.stats
+    scheduler.start()
+    deadline = time.monotonic() + 10
+    while not (stats['slow'].runs >= 2 and stats['quick'].runs >= 3 and stats['fails'].runs >= 3):
+        assert time.monotonic() < deadline, stats
+        gevent.sleep(0.01)
+    scheduler.stop(5)
+
+    assert {name: stats[name].runs for name in stats} == dict(calls)
+    assert (stats['quick'].failures, stats['quick'].last_outcome) == (0, 'ok')
+    assert (stats['fails'].failures, stats['fails'].last_outcome) == (calls['fails'], 'failed')
+    # A 0.12 s run of a 0.05 s task skips at least one slot, but the last may
+    # have ended after the stop, when nothing is skipped any more.
+    assert stats['slow'].skipped >= stats['slow'].runs - 1 >= 1
+    assert stats['slow'].last_duration >= 0.1
+    assert all(stats[name].last_duration >= 0 for name in stats)
+
+
+def test_python_m_apiphant_background_is_the_command():
+    listed = subprocess.run([sys.executable, '-m', 'apiphant.background', str(PRODUCTS / 'bgpackage'), '--list'],
+                            capture_output=True, text=True, timeout=30, env=environment())
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == run(PRODUCTS / 'bgpackage', '--list').stdout
+    bare = subprocess.run([sys.executable, '-m', 'apiphant.background'], capture_output=True, text=True,
+                          timeout=30, env=environment())
+    assert bare.returncode == 2
+    assert bare.stderr.startswith('usage: apiphant-background PRODUCT [options]\n')
+    assert 'the following arguments are required: product' in bare.stderr
+
+
+def test_a_product_importing_seconds_imports_no_scheduler():
+    # Product modules import apiphant.background in the API daemon too.
+    probe = (
+        'import json, sys\n'
+        'from apiphant.background import TaskTimeout, current_run, seconds\n'
+        'print(json.dumps(sorted(sys.modules)))\n'
+        'from apiphant.background import Scheduler, TaskStats, call, main\n'
+        'import apiphant.background.scheduler as scheduler, apiphant.background.cli as cli\n'
+        'assert (Scheduler, TaskStats, call, main) == (scheduler.Scheduler, scheduler.TaskStats, scheduler.call, '
+        'cli.main)\n'
+        'try:\n'
+        '    from apiphant.background import schedulr\n'
+        'except ImportError as error:\n'
+        '    print(error)\n')
+    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=30,
+                            env=environment())
+    assert result.returncode == 0, result.stderr
+    imported, refused = result.stdout.splitlines()
+    heavy = [name for name in json.loads(imported) if name.split('.')[0] in ('gevent', 'psycopg', 'sqlalchemy')
+             or name in ('apiphant.background.scheduler', 'apiphant.background.claims', 'apiphant.background.cli')]
+    assert heavy == []
+    assert refused.startswith("cannot import name 'schedulr' from 'apiphant.background'")
 
 
 def test_database_urls():

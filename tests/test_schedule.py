@@ -1,8 +1,8 @@
-"""apiphant.schedule: "is it due?" as pure functions of times. Nothing here
+"""apiphant.background.schedule: "is it due?" as pure functions of times. Nothing here
 reads a clock or sleeps."""
 import pytest
 
-from apiphant.schedule import MAX_WAIT, after_run, due, slot_at, slot_start, wait
+from apiphant.background.schedule import MAX_WAIT, after_run, due, slot_at, slot_start, wait
 
 T0 = 1000.25  # a monotonic origin: the scheduler's start
 

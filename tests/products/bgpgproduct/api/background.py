@@ -7,7 +7,7 @@ import time
 import psycopg
 
 from apiphant.background import current_run, seconds
-from apiphant.claims import database_url
+from apiphant.background.claims import database_url
 
 
 @seconds(1)

@@ -19,7 +19,7 @@ import time
 import gevent
 import gevent.lock
 
-from apiphant.schedule import slot_start
+from apiphant.background.schedule import slot_start
 
 __all__ = ['CannotStart', 'hold_lock', 'Alone', 'Claims', 'database_url']
 
