@@ -575,6 +575,35 @@ def test_a_products_transaction_is_all_or_nothing(server, batch):
     assert ok(server, 'items/list', {'where': {'batch': other}})['meta']['total_objects'] == 0
 
 
+# Every field error of every table method, as (method, request, field, state).
+FIELD_ERRORS = [
+    ('create', {}, 'batch', 'missing'), ('create', {'batch': 'b', 'count': 'x'}, 'count', 'invalid'),
+    ('create', {'batch': 'b', 'created_at': '2026-01-01T00:00:00Z'}, 'created_at', 'invalid'),
+    ('create', {'batch': 'b', 'nothing': 1}, 'nothing', 'invalid'), ('create', {'batch': 'b', 'id': 1}, 'id', 'invalid'),
+    ('read', {}, 'id', 'missing'), ('read', {'id': 'x'}, 'id', 'invalid'), ('read', {'id': 1, 'x': 1}, 'x', 'invalid'),
+    ('update', {'id': 1, 'version': True}, 'version', 'invalid'), ('update', {'id': 1, 'color': 'pink'}, 'color', 'invalid'),
+    ('delete', {'version': 1}, 'id', 'missing'), ('delete', {'id': None}, 'id', 'invalid'),
+    ('list', {'where': {'nothing': 1}}, 'where', 'invalid'), ('list', {'where': {'count': {'$like': 'x'}}}, 'where', 'invalid'),
+    ('list', {'sort_by': 'secret'}, 'sort_by', 'invalid'), ('list', {'page': 0}, 'page', 'invalid'),
+    ('list', {'page_size': 101}, 'page_size', 'invalid'), ('list', {'fields': []}, 'fields', 'invalid'),
+    ('group', {}, 'field', 'missing'), ('group', {'field': 'secret'}, 'field', 'invalid'),
+    ('group', {'field': 'color', 'where': []}, 'where', 'invalid'),
+    ('stats', {}, 'fields', 'missing'), ('stats', {'fields': ['name']}, 'fields', 'invalid'),
+    ('sample', {'page_size': 0}, 'page_size', 'invalid'), ('sample', {'where': {'$where': 1}}, 'where', 'invalid'),
+]
+
+
+@pytest.mark.parametrize('method, data, field, state', FIELD_ERRORS, ids=repr)
+def test_a_product_catches_the_field_errors_of_table_methods(server, method, data, field, state):
+    """The errors a product's own code catches around ``items.create(request)``
+    are ``Invalid`` and ``Missing``, with the body the generated route answers."""
+    answer = ok(server, 'custom/attempt', {'method': method, 'request': data})
+    assert answer['caught'] == state.capitalize(), answer
+    assert (answer['error']['field'], answer['error']['state']) == (field, state)
+    assert answer['error'] == post(server, f'items/{method}', data).json()['error']
+    assert state == 'missing' or answer['error']['explain']
+
+
 def test_the_readmes_own_actions(server):
     first, second = (ok(server, 'tasks/create', {'title': title}) for title in ('one', 'two'))
     missing = post(server, 'tasks/complete', {'ids': [first['id'], 2 ** 63 - 1]})

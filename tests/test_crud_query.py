@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from apiphant.errors import BadRequest
+from apiphant.errors import Invalid
 from apiphant.crud import ACTIONS, Column, Limits, OPERATORS, Table
 from apiphant.crud.columns import KINDS
 from apiphant.crud.query import compile_where, order_by, paging
@@ -27,7 +27,7 @@ things = Table('things',
     seen_at=Column('datetime'),
     secret=Column(str, hidden=True),
 )
-FIELDS = things._queryable
+FIELDS = things._query_columns
 DIALECTS = [sqlite.dialect(), postgresql.dialect()]
 
 
@@ -37,7 +37,7 @@ def compiled(where, dialect=DIALECTS[0], limits=Limits()):
 
 
 def explain_of(call, *args, **kwargs):
-    with pytest.raises(BadRequest) as info:
+    with pytest.raises(Invalid) as info:
         call(*args, **kwargs)
     return info.value
 
@@ -205,7 +205,7 @@ def test_no_where_is_no_clause():
     assert compile_where(None, FIELDS) is None
 
 
-SORT = {name: things.table.c[name] for name in things.sort_fields}
+SORT = {name: things.sql.c[name] for name in things.sort_fields}
 
 
 @pytest.mark.parametrize('sort_by, sql', [
@@ -216,7 +216,7 @@ SORT = {name: things.table.c[name] for name in things.sort_fields}
     ('order', 'things."order" ASC NULLS FIRST, things.id ASC'),
 ])
 def test_sort(sort_by, sql):
-    clauses = order_by(sort_by, SORT, things.table.c.id)
+    clauses = order_by(sort_by, SORT, things.sql.c.id)
     assert ', '.join(str(c.compile(dialect=DIALECTS[0])) for c in clauses) == sql
 
 
@@ -226,7 +226,7 @@ def test_sort(sort_by, sql):
     [1], None,
 ], ids=repr)
 def test_bad_sort_is_a_400_on_sort_by(sort_by):
-    error = explain_of(order_by, sort_by, SORT, things.table.c.id)
+    error = explain_of(order_by, sort_by, SORT, things.sql.c.id)
     assert error.to_dict()['error']['field'] == 'sort_by'
 
 
@@ -321,8 +321,13 @@ def test_bad_columns_fail_at_declaration(make):
     lambda: Table('t', name=Column(str), sort_by='nothing'),
 ], ids=range(18))
 def test_bad_tables_fail_at_declaration(make):
-    with pytest.raises((TypeError, ValueError, BadRequest)):
+    with pytest.raises((TypeError, ValueError)):
         make()
+
+
+def test_a_bad_default_sort_names_the_table():
+    with pytest.raises(ValueError, match=r"^t: sort_by '-nothing': cannot sort by 'nothing'"):
+        Table('t', name=Column(str), sort_by='-nothing')
 
 
 def test_a_column_may_bear_an_option_name():
@@ -342,7 +347,7 @@ def test_allow_lists_default_to_visible_columns():
     assert things.sort_fields == things.query_fields
     assert things.group_fields == things.query_fields[1:]
     assert things.stats_fields == ('count', 'price', 'order')
-    assert 'secret' not in {c.name for c in things._visible}
+    assert 'secret' not in {c.name for c in things.visible}
 
 
 def test_actions_are_plain_functions_named_and_documented():

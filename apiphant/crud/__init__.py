@@ -11,10 +11,12 @@
 
 ``POST /api/v0/tasks/create|read|update|delete|list`` then work, over SQLite
 beside the product or the PostgreSQL of ``APIPHANT_DATABASE_URL``. Modules:
-``columns`` (kinds and checks), ``query`` (the where language), ``table``
-(the actions and hooks), ``aggregates`` (group, stats, sample), ``schema``
-(tables made and extended at start-up), ``storage`` (databases and
-transactions), ``sqlite`` (SQLite off gevent's hub).
+``columns`` (kinds and checks), ``fields`` (a request's names, ``id`` and
+``version``), ``query`` (the where language, sorting, paging), ``table`` (the
+actions and hooks), ``aggregates`` (group, stats, sample), ``schema`` (tables
+made and extended at start-up), ``storage`` (databases and transactions),
+``sqlite`` (SQLite off gevent's hub). A field that does not fit is the
+``Invalid`` or ``Missing`` of ``apiphant.errors``.
 """
 from apiphant.crud.columns import Column
 from apiphant.crud.query import OPERATORS, Limits

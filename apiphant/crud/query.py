@@ -5,7 +5,8 @@ Invariants, each pinned by tests:
 
 - Every value is bound as a parameter, after its column's kind parsed it.
 - Every identifier is a key of ``fields``, the table's allow-list, and
-  SQLAlchemy quotes it; anything else is a 400 naming the request field.
+  SQLAlchemy quotes it; anything else is an ``Invalid`` (400) naming the
+  request field.
 - Limits (depth, number of conditions, list and pattern sizes) are checked
   while compiling, so an oversized query is a 400, never a slow query.
 - Conditions have two values: ``$not`` is the exact complement of what it
@@ -15,25 +16,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from apiphant.errors import BadRequest
+from apiphant.errors import Invalid
 from apiphant.crud.columns import INT64_MAX
 
-__all__ = ['Operator', 'OPERATORS', 'LOGICAL', 'Limits', 'compile_where', 'order_by', 'paging',
-           'invalid', 'only']
+__all__ = ['Operator', 'OPERATORS', 'LOGICAL', 'Limits', 'compile_where', 'order_by', 'paging']
 
 LOGICAL = ('$and', '$or', '$not')
-
-
-def invalid(field, explain):
-    """The 400 of a request field: ``{"field": ..., "state": "invalid", "explain": ...}``."""
-    return BadRequest(field, 'invalid', explain)
-
-
-def only(request, allowed):
-    """A 400 on the first field of ``request`` that is not ``allowed``."""
-    for name in request:
-        if name not in allowed:
-            raise invalid(name, f'not a field of this request; fields: {", ".join(allowed)}')
 
 
 def _short(name):
@@ -49,7 +37,7 @@ class Limits:
     max_text: int = 1000       # characters of a string compared with
     max_pattern: int = 200     # characters of a $like or $ilike pattern
     max_wildcards: int = 8     # % in one pattern: each one multiplies LIKE's backtracking
-    max_sort_keys: int = 3
+    max_sort_keys: int = 3     # fields of one sort_by
 
 
 @dataclass(frozen=True)
@@ -103,21 +91,22 @@ def _negate(clause):
     return sa.not_(sa.func.coalesce(clause, sa.false()))
 
 
-def compile_where(where, fields, limits=Limits(), field='where'):
+def compile_where(where, fields, limits=Limits()):
     """The clause of a where object, or None for no condition. ``fields``
     maps the names a client may query to ``(sql column, Column)``."""
     if where is None:
         return None
-    return _Compiler(fields, limits, field).where(where, 1)
+    return _Compiler(fields, limits).where(where, 1)
 
 
 class _Compiler:
-    def __init__(self, fields, limits, field):
-        self.fields, self.limits, self.field = fields, limits, field
+    def __init__(self, fields, limits):
+        self.fields, self.limits = fields, limits
         self.conditions = 0
 
-    def fail(self, explain):
-        raise invalid(self.field, explain)
+    @staticmethod
+    def fail(explain):
+        raise Invalid('where', explain)
 
     def where(self, node, depth):
         if not isinstance(node, dict):
@@ -208,25 +197,25 @@ class _Compiler:
             self.fail(f'{what}: {error}')
 
 
-def order_by(sort_by, fields, tie_breaker, limits=Limits(), field='sort_by'):
+def order_by(sort_by, fields, tie_breaker, limits=Limits()):
     """ORDER BY clauses of ``"-created_at"`` or ``["is_completed", "-id"]``:
     ascending, or descending with ``-``; null sorts first, as the smallest
     value, in both databases. ``tie_breaker`` (the id) ends the list, so
     that pages never overlap."""
     keys = [sort_by] if isinstance(sort_by, str) else sort_by
     if not isinstance(keys, list) or not keys or len(keys) > limits.max_sort_keys:
-        raise invalid(field, f'a field name, -name for descending, or a list of at most '
-                             f'{limits.max_sort_keys} of them')
+        raise Invalid('sort_by', f'a field name, -name for descending, or a list of at most '
+                                 f'{limits.max_sort_keys} of them')
     clauses, seen = [], set()
     for key in keys:
         if not isinstance(key, str):
-            raise invalid(field, 'field names are strings')
+            raise Invalid('sort_by', 'field names are strings')
         descending = key.startswith('-')
         name = key[1:] if descending else key
         if name not in fields:
-            raise invalid(field, f'cannot sort by {_short(name)}; fields: {", ".join(fields)}')
+            raise Invalid('sort_by', f'cannot sort by {_short(name)}; fields: {", ".join(fields)}')
         if name in seen:
-            raise invalid(field, f'{name} is given twice')
+            raise Invalid('sort_by', f'{name} is given twice')
         seen.add(name)
         column = fields[name]
         clauses.append(column.desc().nulls_last() if descending else column.asc().nulls_first())
@@ -240,8 +229,8 @@ def paging(request, default_size, max_size):
     ``max_size``; the offset they make fits comfortably in 64 bits."""
     page_size = request.get('page_size', default_size)
     if type(page_size) is not int or not 1 <= page_size <= max_size:
-        raise invalid('page_size', f'an integer from 1 to {max_size}')
+        raise Invalid('page_size', f'an integer from 1 to {max_size}')
     page = request.get('page', 1)
     if type(page) is not int or not 1 <= page <= INT64_MAX // (2 * max_size):
-        raise invalid('page', 'an integer from 1')
+        raise Invalid('page', 'an integer from 1')
     return page, page_size

@@ -27,7 +27,7 @@ class SchemaError(ProductError):
 
 def prepare(database, table):
     """Create or extend ``table`` (a ``Table``) in ``database``."""
-    sql = table.table
+    sql = table.sql
     with database.transaction() as connection:
         if connection.dialect.name == 'postgresql':
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended("
@@ -74,7 +74,7 @@ def differences(table, existing):
         if name not in table.columns and name not in ('id', 'version'):
             problems.append(f'column {name} ({sql_type}) is no longer declared; dropping it would '
                             f'lose its data: declare it again (hidden=True keeps it out of the API), '
-                            f'or drop it yourself: ALTER TABLE {table.table.name} DROP COLUMN {name}')
+                            f'or drop it yourself: ALTER TABLE {table.sql.name} DROP COLUMN {name}')
     return added, problems
 
 

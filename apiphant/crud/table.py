@@ -16,9 +16,9 @@ import sys
 import sqlalchemy as sa
 import gevent.lock
 
-from apiphant.errors import Conflict, Missing, NotFound, ServiceUnavailable
+from apiphant.errors import Conflict, Invalid, Missing, NotFound, ServiceUnavailable
 from apiphant.request import Request
-from apiphant.crud import aggregates, query, schema, storage
+from apiphant.crud import aggregates, fields, query, schema, storage
 from apiphant.crud.columns import Column
 
 __all__ = ['Table', 'ACTIONS', 'OPTIONAL_ACTIONS']
@@ -33,8 +33,6 @@ _NAME = re.compile(r'[a-z][a-z0-9_]{0,62}\Z')
 _OPTIONS = {'actions': ACTIONS, 'query_fields': None, 'sort_fields': None, 'group_fields': None,
             'stats_fields': None, 'page_size': 20, 'max_page_size': 100, 'sort_by': 'id',
             'limits': query.Limits()}
-_KEY = Column(int, required=True)
-_KEY.name = 'id'
 
 _DOCS = {
     'create': 'Create a row of {table}: {{fields}} -> the stored row, with its id and version.',
@@ -66,6 +64,13 @@ class Table:
       int and float columns).
     - ``page_size`` (20), ``max_page_size`` (100), ``sort_by`` (``'id'``).
     - ``limits``: a ``query.Limits`` for the where language.
+
+    Besides its options, a table has these attributes, for reading:
+    ``name``, ``columns`` (``{name: Column}``, as declared), ``sql`` (the
+    SQLAlchemy ``Table``, for a product's own statements) and ``visible``
+    (its SQLAlchemy columns that a client sees: ``id``, ``version`` and the
+    columns that are not hidden); ``where(request)`` is the condition of a
+    request's ``where``.
     """
 
     def __init__(self, name, /, **declarations):
@@ -97,7 +102,7 @@ class Table:
             raise ValueError(f'{name}: page sizes should be ints with 1 <= page_size <= max_page_size')
         self.name, self.actions, self.limits = name, tuple(actions), limits
         self.page_size, self.max_page_size = page_size, max_page_size
-        self.table = sa.Table(
+        self.sql = sa.Table(
             name, sa.MetaData(),
             sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), primary_key=True),
             sa.Column('version', sa.BigInteger(), nullable=False),
@@ -110,21 +115,26 @@ class Table:
         self.group_fields = self._allowed('group_fields', options['group_fields'], visible)
         self.stats_fields = self._allowed('stats_fields', options['stats_fields'], numbers,
                                           kinds=('int', 'float'))
-        self.default_sort = query.order_by(options['sort_by'], self._sql(self.sort_fields),
-                                           self.table.c.id, limits)
-        self._queryable = {n: (self.table.c[n], _KEY if n == 'id' else self.columns[n])
-                           for n in self.query_fields}
-        self._visible = [self.table.c.id, self.table.c.version, *(self.table.c[n] for n in visible)]
-        self._visible_names = [column.name for column in self._visible]
+        c = self.sql.c
+        self.visible = (c.id, c.version, *(c[n] for n in visible))
+        self._visible_names = [column.name for column in self.visible]
         self._hidden = [n for n, column in self.columns.items() if column.hidden]
+        self._query_columns = {n: (c[n], fields.ROW_KEY if n == 'id' else self.columns[n])
+                               for n in self.query_fields}
+        self._sort_columns = {n: c[n] for n in self.sort_fields}
+        try:
+            self._default_sort = query.order_by(options['sort_by'], self._sort_columns, c.id, limits)
+        except Invalid as error:
+            raise ValueError(f'{name}: sort_by {options["sort_by"]!r}: {error.explain}') from None
         # Built once: SQLAlchemy then reuses their cache keys and compiled forms.
-        c, key, version = self.table.c, sa.bindparam('_key'), sa.bindparam('_version')
-        self._sql_read = sa.select(*self._visible).where(c.id == key)
+        # An update or a delete is a pair: (any version, the given version).
+        key, version = sa.bindparam('_key'), sa.bindparam('_version')
+        self._sql_read = sa.select(*self.visible).where(c.id == key)
         self._sql_current = sa.select(*c).where(c.id == key)
         self._sql_locked = self._sql_current.with_for_update()
-        self._sql_insert = sa.insert(self.table).returning(*c)
-        update = sa.update(self.table).values(version=c.version + 1).returning(*c)
-        delete = sa.delete(self.table).returning(*c)
+        self._sql_insert = sa.insert(self.sql).returning(*c)
+        update = sa.update(self.sql).values(version=c.version + 1).returning(*c)
+        delete = sa.delete(self.sql).returning(*c)
         self._sql_update = (update.where(c.id == key), update.where(c.id == key, c.version == version))
         self._sql_delete = (delete.where(c.id == key), delete.where(c.id == key, c.version == version))
         self._hooks = {hook: [] for hook in HOOKS}
@@ -146,9 +156,6 @@ class Table:
                                  + (f', of kinds {", ".join(kinds)}' if kinds else '')
                                  + f'; {field!r} is not one')
         return tuple(names)
-
-    def _sql(self, names):
-        return {n: self.table.c[n] for n in names}
 
     # Hooks: @tasks.before_create def f(values): ...; they run in the write
     # transaction, in the order they were declared.
@@ -195,7 +202,7 @@ class Table:
         return self._database
 
     def prepare(self):
-        """Create the table, or add its new columns, once per process; the database."""
+        """Create the table, or add its new columns, once per process; returns the database."""
         if not self._prepared:
             # Bounded: while the database is unreachable, requests must not
             # queue here one connect timeout after another.
@@ -225,7 +232,7 @@ class Table:
     def _action(self, name):
         method = getattr(self, name)
 
-        def action(request):
+        def action(request):  # a function of its own: a bound method cannot take a name and doc
             return method(request)
         action.__name__ = action.__qualname__ = name
         action.__module__ = self.module
@@ -249,8 +256,8 @@ class Table:
         return self._answer(row)
 
     def read(self, request):
-        self._only(request, ('id',))
-        key = self._key(request)
+        fields.only(request, ('id',))
+        key = fields.row_id(request)
         with self.prepare().connect() as connection:
             stored = connection.execute(self._sql_read, {'_key': key}).first()
         if stored is None:
@@ -258,8 +265,8 @@ class Table:
         return self._row(stored)
 
     def update(self, request):
-        key = self._key(request)
-        version = self._version(request)
+        key = fields.row_id(request)
+        version = fields.row_version(request)
         changes = Request(self._changes(request, ('id', 'version')))
         with self.prepare().transaction() as connection:
             current = None
@@ -275,9 +282,9 @@ class Table:
         return self._answer(row)
 
     def delete(self, request):
-        self._only(request, ('id', 'version'))
-        key = self._key(request)
-        version = self._version(request)
+        fields.only(request, ('id', 'version'))
+        key = fields.row_id(request)
+        version = fields.row_version(request)
         with self.prepare().transaction() as connection:
             if self._hooks['before_delete']:
                 self._run_hooks('before_delete', self._current(connection, key, version))
@@ -289,23 +296,25 @@ class Table:
         """The row an UPDATE or DELETE ... RETURNING changed; when none, 404 or 409."""
         if version is not None:
             parameters['_version'] = version
-        stored = connection.execute(statements[version is not None], parameters).first()
+        any_version, this_version = statements
+        statement = any_version if version is None else this_version
+        stored = connection.execute(statement, parameters).first()
         if stored is None:
             self._current(connection, key, version)  # says which: missing, or stale
             raise Conflict()  # changed between the two statements: versions only grow
         return self._row(stored)
 
     def list(self, request):
-        self._only(request, ('where', 'sort_by', 'page', 'page_size'))
-        where = self._where(request)
-        order = (self.default_sort if request.get('sort_by') is None else
-                 query.order_by(request['sort_by'], self._sql(self.sort_fields), self.table.c.id, self.limits))
+        fields.only(request, ('where', 'sort_by', 'page', 'page_size'))
+        where = self.where(request)
+        order = (self._default_sort if request.get('sort_by') is None else
+                 query.order_by(request['sort_by'], self._sort_columns, self.sql.c.id, self.limits))
         page, page_size = query.paging(request, self.page_size, self.max_page_size)
         # Two statements: a count(*) OVER () in the page's would make the
         # database keep every matching row instead of the page's (measured:
         # 8x slower for an unfiltered list of 10,000 rows in SQLite).
-        count = sa.select(sa.func.count()).select_from(self.table)
-        statement = sa.select(*self._visible).order_by(*order).limit(page_size).offset((page - 1) * page_size)
+        count = sa.select(sa.func.count()).select_from(self.sql)
+        statement = sa.select(*self.visible).order_by(*order).limit(page_size).offset((page - 1) * page_size)
         if where is not None:
             count, statement = count.where(where), statement.where(where)
         with self.prepare().connect() as connection:
@@ -315,6 +324,12 @@ class Table:
         return {'meta': {'page': page, 'page_size': page_size, 'total_objects': total,
                          'has_more': page * page_size < total},
                 'data': [Request(zip(names, row)) for row in rows]}
+
+    def where(self, request):
+        """The condition of ``request['where']`` on this table's
+        ``query_fields``, or None when there is none; Invalid when it does not
+        compile."""
+        return query.compile_where(request.get('where'), self._query_columns, self.limits)
 
     # Opt-in actions, in their own module
 
@@ -329,41 +344,22 @@ class Table:
 
     # Parsing and shaping
 
-    _only = staticmethod(query.only)
-
-    @staticmethod
-    def _key(request):
-        if 'id' not in request:
-            raise Missing('id')
-        try:
-            return _KEY.check(request['id'])
-        except ValueError as error:
-            raise query.invalid('id', str(error)) from None
-
-    @staticmethod
-    def _version(request):
-        if 'version' not in request:
-            return None
-        try:
-            return _KEY.check(request['version'])
-        except ValueError as error:
-            raise query.invalid('version', str(error)) from None
-
-    def _changes(self, request, keys):
-        """The column values of a create or update request, checked."""
+    def _changes(self, request, skip):
+        """The column values of a create or update request, checked; the
+        fields named in ``skip`` (an update's id and version) are not values."""
         changes = {}
         for name, value in request.items():
-            if name in keys:
+            if name in skip:
                 continue
             column = self.columns.get(name)
             if column is None and name not in ('id', 'version'):
-                raise query.invalid(name, f'not a field of {self.name}')
+                raise Invalid(name, f'not a field of {self.name}')
             if column is None or not column.writable:
-                raise query.invalid(name, 'not writable')
+                raise Invalid(name, 'not writable')
             try:
                 changes[name] = column.check(value)
             except ValueError as error:
-                raise query.invalid(name, str(error)) from None
+                raise Invalid(name, str(error)) from None
         return changes
 
     def _checked(self, values):
@@ -375,9 +371,6 @@ class Table:
                 raise TypeError(f'a hook of {self.name} set {name!r}, which is not a column')
             checked[name] = column.check(value)
         return checked
-
-    def _where(self, request):
-        return query.compile_where(request.get('where'), self._queryable, self.limits)
 
     def _current(self, connection, key, version):
         # SQLite's write lock already keeps the other writers out.

@@ -4,8 +4,8 @@ import time
 import sqlalchemy as sa
 
 from apiphant import action
-from apiphant.errors import Conflict
-from apiphant.crud import database
+from apiphant.errors import Conflict, Invalid, Missing
+from apiphant.crud import ACTIONS, OPTIONAL_ACTIONS, database
 from crudproduct.api.v0.items import items as _items
 
 
@@ -37,9 +37,9 @@ def pair(request):
     with database().transaction() as connection:
         first = _items.create({'batch': request.batch, 'name': 'first'})
         second = _items.create({'batch': request.batch, 'name': 'second'})
-        connection.execute(sa.update(_items.table).where(_items.table.c.id == first.id)
-                           .values(count=sa.select(sa.func.count()).select_from(_items.table)
-                                   .where(_items.table.c.batch == request.batch).scalar_subquery()))
+        connection.execute(sa.update(_items.sql).where(_items.sql.c.id == first.id)
+                           .values(count=sa.select(sa.func.count()).select_from(_items.sql)
+                                   .where(_items.sql.c.batch == request.batch).scalar_subquery()))
         if request.get('fail'):
             raise Conflict('rolled back')
     return {'ids': [first.id, second.id]}
@@ -62,3 +62,17 @@ def slow(request):
 def clock(request):
     """The server's clock, for checks that requests ran while something else waited."""
     return {'time': time.time()}
+
+
+@action
+def attempt(request):
+    """Call a method of the items table; a field error it raises is caught
+    here, as a product's own code catches it, and answered as data."""
+    if request.method not in ACTIONS + OPTIONAL_ACTIONS:
+        raise Invalid('method', f'one of {", ".join(ACTIONS + OPTIONAL_ACTIONS)}')
+    try:
+        return {'answer': getattr(_items, request.method)(request.request)}
+    except Invalid as error:
+        return {'caught': 'Invalid', 'error': error.to_dict()['error']}
+    except Missing as error:
+        return {'caught': 'Missing', 'error': error.to_dict()['error']}

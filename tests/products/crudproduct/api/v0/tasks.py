@@ -22,5 +22,5 @@ def complete(request):
 def purge(request):
     """Delete the completed tasks."""
     with database().transaction() as connection:
-        deleted = connection.execute(tasks.table.delete().where(tasks.table.c.is_completed))
+        deleted = connection.execute(tasks.sql.delete().where(tasks.sql.c.is_completed))
     return {'deleted': deleted.rowcount}
