@@ -25,8 +25,7 @@ _OK = '200 OK'
 _EMPTY = b'{}'
 _NO_HEADERS = ()
 _CLOSE = ('Connection', 'close')
-_INTERNAL_LINE = status_line(500)
-_INTERNAL_BODY = encode({'error': _INTERNAL_LINE})
+_INTERNAL = ApiError(500)
 _CLIENT_ID = re.compile(r'[\w.:@/+=-]{1,128}', re.ASCII).fullmatch
 
 
@@ -53,8 +52,7 @@ class Application:
     def __init__(self, routes, *, max_body_size=DEFAULT_MAX_BODY_SIZE):
         self.routes = routes
         self.max_body_size = max_body_size
-        self.new_request_id = map('{}{:x}'.format, itertools.repeat(os.urandom(4).hex() + '-'),
-                                  itertools.count(1)).__next__
+        self.new_request_id = request_ids()
 
     def request_id(self, given):
         """The client's X-Request-Id when it is sane, a new one otherwise."""
@@ -89,7 +87,7 @@ class Application:
 
     def error(self, error, context):
         try:
-            return error.status_line, _checked(error.headers), encode(error.to_dict())
+            return error.status_line, _checked(error.headers), error.body()
         except (TypeError, ValueError):
             return self.crash(context)
 
@@ -97,7 +95,7 @@ class Application:
     def crash(context):
         request_id, route = context[:2]
         log.exception('%s failed, request id %s', route.path if route else 'request', request_id)
-        return _INTERNAL_LINE, _NO_HEADERS, _INTERNAL_BODY
+        return _INTERNAL.status_line, _NO_HEADERS, _INTERNAL.body()
 
     def __call__(self, environ, start_response):
         """WSGI."""
@@ -152,6 +150,17 @@ class Application:
                 raise PayloadTooLarge()
             return body
         return b''
+
+
+def request_ids():
+    """A function making a new request id at each call: this process's 8
+    random hex digits, then a counter (``3f9a01c2-1``, ``3f9a01c2-2`` ...)."""
+    prefix = os.urandom(4).hex() + '-'
+    counter = itertools.count(1)
+
+    def new_request_id():
+        return f'{prefix}{next(counter):x}'
+    return new_request_id
 
 
 def _path(environ):

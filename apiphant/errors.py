@@ -1,15 +1,19 @@
 """The one error hierarchy. Every error a client sees is an ApiError, and an
 ApiError renders its own status line, headers and JSON body, so the hot path
-has one ``except ApiError`` and nothing else knows the shape.
+has one ``except ApiError`` and nothing else knows the shape: the HTTP front's
+own rejections (413, 431, 505 ...) are ApiErrors too.
 """
+import functools
 from http import HTTPStatus
+
+import orjson
 
 from apiphant.request import Request
 
 __all__ = [
     'ApiError', 'BadRequest', 'Missing', 'Invalid', 'Unauthorized', 'Forbidden',
     'NotFound', 'MethodNotAllowed', 'Conflict', 'PayloadTooLarge',
-    'UnprocessableEntity', 'TooManyRequests', 'ServiceUnavailable', 'status_line',
+    'UnprocessableEntity', 'TooManyRequests', 'ServiceUnavailable', 'status_line', 'status_body',
 ]
 
 # RFC 9110 names, pinned so the wire does not change with the Python release.
@@ -24,6 +28,12 @@ def status_line(status):
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise ValueError(f'HTTP status should be an int from 100 to 599, not {status!r}')
     return STATUS_LINES.get(status) or f'{int(status)} Unknown'
+
+
+@functools.cache
+def status_body(status):
+    """``{"error": "404 Not Found"}`` as bytes, made once per status."""
+    return orjson.dumps({'error': status_line(status)})
 
 
 class ApiError(Exception):
@@ -44,6 +54,13 @@ class ApiError(Exception):
 
     def to_dict(self):
         return {'error': self.status_line if self.error is None else self.error}
+
+    def body(self):
+        """The JSON body; TypeError when ``error`` cannot be encoded."""
+        if self.error is None:
+            return status_body(self.status)
+        from apiphant.codec import encode  # codec raises ApiErrors: it imports this module
+        return encode(self.to_dict())
 
 
 class BadRequest(ApiError):

@@ -17,7 +17,8 @@ it completed, in order, in one write. Rules:
    bytes trickle), the body must not stall for ``body_timeout``, a keep-alive
    connection may idle ``keepalive_timeout``. A response that cannot be sent
    within ``body_timeout`` ends the connection too.
-4. Errors the front answers itself have the application's JSON shape.
+4. What the front rejects itself is an ApiError, raised in llhttp's
+   callbacks, so it has the application's JSON shape.
 """
 import io
 import logging
@@ -27,13 +28,12 @@ from urllib.parse import unquote_to_bytes
 
 import gevent
 from gevent.server import StreamServer
-from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 
-from apiphant.codec import encode
 from apiphant.current import Headers
-from apiphant.errors import STATUS_LINES
+from apiphant.errors import STATUS_LINES, ApiError, PayloadTooLarge
 
-__all__ = ['Front']
+__all__ = ['Front', 'Connection', 'Message', 'head', 'wsgi_environ']
 
 log = logging.getLogger('apiphant')
 
@@ -45,21 +45,39 @@ FOREVER = float('inf')
 DRAIN_GRACE = 1.0
 
 _CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
+# What head() makes for a 200 on a kept-alive HTTP/1.1 connection, as one %
+# format: the answer to nearly every request. A test pins the two together.
 _ANSWER = (b'HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n'
            b'X-Request-Id: %s\r\nDate: %s\r\n\r\n%s')
 _METHODS = {m.encode(): m for m in ('POST', 'GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS')}
 _STATUS = {line: line.encode() for line in STATUS_LINES.values()}
+_CLOSE_QUIETLY = object()  # a rejection that closes without an answer of its own
 
 
-class _Reject(Exception):
-    """The request cannot be served: answer ``status`` and close."""
-
-    def __init__(self, status):
-        self.status = status
-
-
-def _error_body(status):
-    return encode({'error': STATUS_LINES[status]})
+def head(status, extra, request_id, payload, date, *, head_only=False, keep_alive=True, http10=False):
+    """A whole response: the status line (bytes), the ``extra`` headers (str
+    pairs, checked by the application: no line breaks), the JSON type unless
+    ``extra`` names one, the length, the request id (unless None), the date,
+    how the connection goes on, and ``payload`` unless ``head_only``."""
+    parts = [b'HTTP/1.1 ', status, b'\r\n']
+    typed = False
+    for name, value in extra:
+        typed = typed or name.lower() == 'content-type'
+        parts += (name.encode('latin-1'), b': ', value.encode('latin-1'), b'\r\n')
+    if not typed:
+        parts.append(b'Content-Type: application/json\r\n')
+    parts += (b'Content-Length: ', b'%d' % len(payload), b'\r\n')
+    if request_id is not None:
+        parts += (b'X-Request-Id: ', request_id, b'\r\n')
+    parts += (b'Date: ', date, b'\r\n')
+    if not keep_alive:
+        parts.append(b'Connection: close\r\n')
+    elif http10:
+        parts.append(b'Connection: keep-alive\r\n')
+    parts.append(b'\r\n')
+    if not head_only:
+        parts.append(payload)
+    return b''.join(parts)
 
 
 class Front:
@@ -103,14 +121,17 @@ class Front:
         connections past their deadline are ended."""
         while True:
             gevent.sleep(1.0)
-            self.now = now = time.monotonic()
+            self.now = time.monotonic()
             self._tick_date()
-            for connection in [c for c in self.connections if c.deadline < now]:
-                connection.end()
+            self._end_overdue(self.now)
             if self.access_log is not None:
                 self.access_log.flush()
             if self.heartbeat is not None:
                 self.heartbeat()
+
+    def _end_overdue(self, now):
+        for connection in [c for c in self.connections if c.deadline < now]:
+            connection.end()
 
     def drain(self, timeout):
         """Stop accepting; let requests in flight finish for up to ``timeout``
@@ -123,13 +144,11 @@ class Front:
         started = time.monotonic()
         self.grace_end = started + min(DRAIN_GRACE, timeout)
         for connection in list(self.connections):
-            if connection.idle:
+            if connection.state is IDLE:
                 connection.deadline = self.grace_end
         while self.connections and time.monotonic() < started + timeout:
             gevent.sleep(0.05)
-            now = time.monotonic()
-            for connection in [c for c in self.connections if c.deadline < now]:
-                connection.end()
+            self._end_overdue(time.monotonic())
         if self.connections:
             log.warning('%d connections still busy after %ss; closing them', len(self.connections), timeout)
             for connection in list(self.connections):
@@ -140,50 +159,60 @@ class Front:
             self.access_log.flush()
 
 
-class AccessLog:
-    """One line per request, buffered: written when 64 KiB have gathered and
-    at each tick of the reaper, so a request never waits on the disk."""
+class Message:
+    """One request, filled in by llhttp's callbacks as its bytes arrive, then
+    kept until it is answered. ``length``, ``coding`` and ``expect`` are the
+    framing headers, read while the head arrives."""
 
-    def __init__(self, stream):
-        self.stream = stream
-        self.lines = []
-        self.size = 0
-        self.second = None
-        self.stamp = ''
+    __slots__ = ('url', 'headers', 'given_id', 'length', 'coding', 'expect', 'body', 'method', 'keep_alive',
+                 'http10')
 
-    def __call__(self, client, method, path, status, took, request_id):
-        second = int(time.time())
-        if second != self.second:
-            self.second = second
-            self.stamp = time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(second))
-        line = '%s %s %s %s %s %.1fms %s\n' % (self.stamp, client, method, path, status[:3], took * 1000, request_id)
-        self.lines.append(line)
-        self.size += len(line)
-        if self.size > 65536:
-            self.flush()
-
-    def flush(self):
-        if self.lines:
-            text, self.lines, self.size = ''.join(self.lines), [], 0
-            try:
-                self.stream.write(text)
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass
+    def __init__(self, url):
+        self.url = url
+        self.headers = []  # (name, value) bytes, as they came
+        self.given_id = self.length = self.coding = self.expect = None
+        self.body = b''
+        self.method = None
+        self.keep_alive = True
+        self.http10 = False
 
 
-# Headers the front itself reads, by lower-case name: each has a slot of Connection.
-_WATCHED = {b'content-length': 1, b'transfer-encoding': 2, b'expect': 3, b'x-request-id': 4}
+# Headers the front itself reads, by name as clients send them (else lower-cased).
+_LENGTH, _CODING, _EXPECT, _ID = range(4)
+_WATCHED = {b'content-length': _LENGTH, b'transfer-encoding': _CODING, b'expect': _EXPECT, b'x-request-id': _ID}
 _WATCHED.update({name.title(): slot for name, slot in _WATCHED.items()})
-_WATCHED[b'X-Request-ID'] = 4
+_WATCHED[b'X-Request-ID'] = _ID
 _WATCHED_SIZES = {len(name) for name in _WATCHED}
+
+# What a connection is doing, for its deadline (see Connection).
+IDLE, HEAD, BODY = 'idle', 'head', 'body'
 
 
 class Connection:
-    """One client connection: its parser state and the requests it completed."""
+    """One client connection: its parser, the request being received and
+    the requests it completed.
 
-    __slots__ = ('front', 'sock', 'raw_send', 'client', 'parser', 'deadline', 'idle', 'in_message', 'in_head', 'done',
-                 'url', 'raw_headers', 'length', 'coding', 'expect', 'given_id', 'http10', 'head_size', 'body')
+    ======= =============================================== ==============================
+    state   entered                                         deadline
+    ======= =============================================== ==============================
+    idle    opened; answered, nothing of the next received  now + keepalive_timeout, or
+                                                            the drain's grace end
+    head    the first byte of a request                     now + head_timeout, for the
+                                                            whole head
+    body    the head is whole (on_headers_complete)         now + body_timeout, renewed
+                                                            by each piece of the body
+    idle    the request is whole (on_message_complete)      none until it is answered
+    ======= =============================================== ==============================
+
+    Answering comes between two reads, whatever the state: no deadline while
+    the application runs, ``body_timeout`` while a slow reader holds a
+    send; then the deadline of the state goes on (a next request begun in
+    the same read keeps its own). The reaper ends a connection past its
+    deadline.
+    """
+
+    __slots__ = ('front', 'sock', 'raw_send', 'client', 'parser', 'state', 'deadline', 'message', 'done',
+                 'head_size')
 
     def __init__(self, front, sock, address):
         self.front = front
@@ -192,84 +221,87 @@ class Connection:
         self.raw_send = getattr(sock, '_sock', sock).send
         self.client = address[0] if isinstance(address, tuple) else str(address)
         self.parser = HttpRequestParser(self)
+        self.state = IDLE
         self.deadline = FOREVER
-        self.idle = True  # waiting for a request, with nothing of one received
-        self.in_message = self.in_head = self.http10 = False
-        self.done = []
-        self.url = self.body = b''
-        self.raw_headers = self.length = self.coding = self.expect = self.given_id = None
+        self.message = None  # the request being received
+        self.done = []  # the requests received whole, waiting for their answers
         self.head_size = 0
 
-    # llhttp's callbacks
+    # llhttp's callbacks. What they raise, llhttp raises again as the
+    # HttpParserCallbackError that serve() catches.
 
     def on_url(self, part):
-        if self.in_message:  # the rest of a target that came in pieces
-            self.url += part
-            if len(self.url) > MAX_LINE:
-                raise _Reject(414)
+        message = self.message
+        if message is not None:  # the rest of a target that came in pieces
+            message.url += part
+            if len(message.url) > MAX_LINE:
+                raise ApiError(414)
             return
         # The first callback of every request (no on_message_begin: one call less).
-        self.in_message = self.in_head = True
-        self.url = part
-        self.body = b''
-        self.raw_headers = []
-        self.length = self.coding = self.expect = self.given_id = None
-        self.deadline = self.front.now + self.front.head_timeout
+        self.message = Message(part)
+        if self.state is IDLE:  # a request that follows another in the same read
+            self.state = HEAD
+            self.deadline = self.front.now + self.front.head_timeout
+            self.head_size = 0
         if len(part) > MAX_LINE:
-            raise _Reject(414)
+            raise ApiError(414)
 
     def on_header(self, name, value):
-        self.raw_headers.append((name, value))  # sizes are checked once the head is whole
+        message = self.message
+        message.headers.append((name, value))  # sizes are checked once the head is whole
         slot = _WATCHED.get(name)
         if slot is None and len(name) in _WATCHED_SIZES:
             slot = _WATCHED.get(name.lower())
         if slot is not None:
-            if slot == 1:
-                self.length = value  # llhttp refuses a second one
-            elif slot == 2:
-                self.coding = value if self.coding is None else self.coding + b', ' + value
-            elif slot == 3:
-                self.expect = value
+            if slot == _LENGTH:
+                message.length = value  # llhttp refuses a second one
+            elif slot == _CODING:
+                message.coding = value if message.coding is None else message.coding + b', ' + value
+            elif slot == _EXPECT:
+                message.expect = value
             else:
-                self.given_id = value
+                message.given_id = value
 
     def on_headers_complete(self):
-        self.in_head = False
-        headers = self.raw_headers
+        message = self.message
+        headers = message.headers
         if len(headers) > MAX_HEADERS or self.head_size > MAX_HEADER and any(
                 len(name) + len(value) > MAX_HEADER for name, value in headers):
-            raise _Reject(431)
+            raise ApiError(431)
         version = self.parser.get_http_version()
         if version != '1.1':
             if version != '1.0':
-                raise _Reject(505)
-            self.http10 = True
-        else:
-            self.http10 = False
-        coding = self.coding
+                raise ApiError(505)
+            message.http10 = True
+        coding = message.coding
         if coding is not None and coding.lower() != b'chunked':
             if coding.rpartition(b',')[2].strip().lower() != b'chunked':
-                raise _Reject(400)  # the body's end cannot be known: the framing is ambiguous
-            raise _Reject(501)  # chunked after a coding apiphant does not speak
-        length = self.length
+                raise ApiError(400)  # the body's end cannot be known: the framing is ambiguous
+            raise ApiError(501)  # chunked after a coding apiphant does not speak
+        length = message.length
         if length is not None and int(length) > self.front.max_body_size:
-            raise _Reject(413)
-        if self.expect is not None and self.expect.lower() == b'100-continue' and (coding or length):
+            raise PayloadTooLarge()
+        if message.expect is not None and message.expect.lower() == b'100-continue' and (coding or length):
             self.sock.sendall(_CONTINUE)
+        self.state = BODY
         self.deadline = self.front.now + self.front.body_timeout
 
     def on_body(self, chunk):
-        body = self.body + chunk if self.body else chunk
+        message = self.message
+        body = message.body + chunk if message.body else chunk
         if len(body) > self.front.max_body_size:
-            raise _Reject(413)
-        self.body = body
+            raise PayloadTooLarge()
+        message.body = body
         self.deadline = self.front.now + self.front.body_timeout
 
     def on_message_complete(self):
+        message = self.message
         parser = self.parser
-        self.done.append((parser.get_method(), self.url, self.raw_headers, self.given_id, self.body,
-                          parser.should_keep_alive(), self.http10))
-        self.in_message = False
+        message.method = parser.get_method()
+        message.keep_alive = parser.should_keep_alive()
+        self.done.append(message)
+        self.message = None
+        self.state = IDLE
         self.deadline = FOREVER
 
     # the connection's loop
@@ -282,41 +314,57 @@ class Connection:
         front.connections.add(self)
         try:
             while True:
-                if not self.in_message:
-                    self.idle = True
-                    self.head_size = 0
+                if self.state is IDLE:
                     self.deadline = front.grace_end if front.draining else front.now + front.keepalive_timeout
                 try:
                     data = recv(65536)
                 except OSError:
                     return
-                self.idle = False
                 if not data:
                     return
+                if self.state is IDLE:
+                    self.state = HEAD
+                    self.deadline = front.now + front.head_timeout
+                    self.head_size = 0
                 self.head_size += len(data)
                 reject = None
                 try:
                     feed(data)
                 except HttpParserUpgrade:  # never done: answer what came before, then close
-                    reject = 0 if self.done else 400
-                except HttpParserError as error:
-                    cause = error.__context__
-                    reject = cause.status if isinstance(cause, _Reject) else 400
-                if reject is None and self.in_head and self.head_size > MAX_HEAD:
-                    reject = 431
+                    reject = _CLOSE_QUIETLY if self.done else ApiError(400)
+                except HttpParserCallbackError as error:
+                    # llhttp raises it while handling what a callback raised:
+                    # the callback's exception is its __context__.
+                    reject = self._rejection(error.__context__)
+                    if reject is None:
+                        return
+                except HttpParserError:
+                    reject = ApiError(400)
+                if reject is None and self.state is HEAD and self.head_size > MAX_HEAD:
+                    reject = ApiError(431)
                 if self.done or reject is not None:
+                    resume = self.deadline  # a next request's, begun in the same read
                     self.deadline = FOREVER
                     if not self._answer_all(reject):
                         return
-                    if not self.in_message:  # an idle connection keeps nothing of its last request
-                        self.raw_headers = None
-                        self.url = self.body = b''
+                    self.deadline = resume
         finally:
             front.connections.discard(self)
             try:
                 sock.close()
             except OSError:
                 pass
+
+    @staticmethod
+    def _rejection(cause):
+        """The ApiError a callback raised; None (close) when the socket
+        failed (sending 100 Continue); a 500 for a bug."""
+        if isinstance(cause, ApiError):
+            return cause
+        if isinstance(cause, OSError):
+            return None
+        log.error('the HTTP front failed on a request', exc_info=cause)
+        return ApiError(500)
 
     def _receiver(self):
         """recv(), waiting first: after an answer the next request is almost
@@ -343,26 +391,27 @@ class Connection:
 
     def _answer_all(self, reject):
         """Answer what the parser completed, in order, then the rejection
-        (a status; 0 to close with no answer of its own), in one write; False
-        when the connection ends. A request that asks to close is the last
-        one answered."""
+        (an ApiError, or _CLOSE_QUIETLY), in one write; False when the
+        connection ends. A request that asks to close is the last one
+        answered."""
         done = self.done
         if len(done) == 1 and reject is None:
-            out, close = self._answer(*done[0], True, False)
+            out, close = self._answer(done[0], last=True, must_close=False)
             done.clear()
         else:
             self.done = []
             answers = []
             close = False
             last = len(done) - 1
-            for index, request in enumerate(done):
-                answer, close = self._answer(*request, index == last and not reject, index == last and reject == 0)
+            for index, message in enumerate(done):
+                answer, close = self._answer(message, last=index == last and reject is None,
+                                             must_close=index == last and reject is _CLOSE_QUIETLY)
                 answers.append(answer)
                 if close:
                     break
-            if reject and not close:
-                answers.append(self._head(_STATUS[STATUS_LINES[reject]], (), None, _error_body(reject),
-                                          False, False, False))
+            if reject is not None and reject is not _CLOSE_QUIETLY and not close:
+                answers.append(head(_STATUS.get(reject.status_line) or reject.status_line.encode(), reject.headers,
+                                    None, reject.body(), self.front.date, keep_alive=False))
             close = close or reject is not None
             out = b''.join(answers)
         try:
@@ -377,14 +426,15 @@ class Connection:
                 self.sock.sendall(out[sent:])
             except OSError:
                 return False
-            self.deadline = FOREVER
         return not close
 
-    def _answer(self, method, url, raw_headers, given_id, body, keep_alive, http10, last, must_close):
+    def _answer(self, message, *, last, must_close):
+        """The response to ``message`` and whether the connection closes after it."""
         front = self.front
         app = front.app
-        log = front.access_log
-        started = time.perf_counter() if log is not None else 0
+        access_log = front.access_log
+        started = time.perf_counter() if access_log is not None else 0
+        url = message.url
         query = url.find(b'?')
         path = url if query < 0 else url[:query]
         route = front.routes.get(path)
@@ -394,65 +444,25 @@ class Connection:
             except HttpParserError:
                 path = b''
             route = front.routes.get(path)
-        method_name = _METHODS.get(method) or method.decode('latin-1')
+        method = _METHODS.get(message.method) or message.method.decode('latin-1')
+        given_id = message.given_id
         request_id = app.new_request_id() if given_id is None else app.request_id(given_id.decode('latin-1'))
+        # The arguments of the request's RequestContext, made only if something looks.
         if route is not None and route.raw_environ:
             context = (request_id, route, self.client, None, None,
-                       lambda: self._environ(method_name, url, raw_headers, body), raw_headers)
+                       lambda: wsgi_environ(message, method, self.client, front.address), message.headers)
         else:
-            context = (request_id, route, self.client, None, None, None, raw_headers)
-        status, extra, payload = app.respond(route, method_name, body, context)
-        if log is not None:
-            log(self.client, method_name, path.decode('latin-1'), status, time.perf_counter() - started, request_id)
-        close = not keep_alive or must_close or (last and front.draining)  # draining: after the last answer
+            context = (request_id, route, self.client, None, None, None, message.headers)
+        status, extra, payload = app.respond(route, method, message.body, context)
+        if access_log is not None:
+            access_log(self.client, method, path.decode('latin-1'), status, time.perf_counter() - started, request_id)
+        close = not message.keep_alive or must_close or (last and front.draining)  # draining: after the last answer
         status = _STATUS.get(status) or status.encode('latin-1')
-        if not extra and not close and not http10 and method != b'HEAD':
-            return _ANSWER % (status, len(payload), request_id.encode('latin-1'), front.date, payload), False
-        return self._head(status, extra, request_id, payload, method == b'HEAD', not close, http10), close
-
-    def _head(self, status, extra, request_id, payload, head_only, keep_alive, http10):
-        parts = [b'HTTP/1.1 ', status, b'\r\n']
-        typed = False
-        for name, value in extra:  # checked by the application: no line breaks
-            typed = typed or name.lower() == 'content-type'
-            parts += (name.encode('latin-1'), b': ', value.encode('latin-1'), b'\r\n')
-        if request_id is not None:
-            parts += (b'X-Request-Id: ', request_id.encode('latin-1'), b'\r\n')
-        if not typed:
-            parts.append(b'Content-Type: application/json\r\n')
-        parts += (b'Content-Length: ', b'%d' % len(payload), b'\r\nDate: ', self.front.date, b'\r\n')
-        if not keep_alive:
-            parts.append(b'Connection: close\r\n')
-        elif http10:
-            parts.append(b'Connection: keep-alive\r\n')
-        parts.append(b'\r\n')
-        if not head_only:
-            parts.append(payload)
-        return b''.join(parts)
-
-    def _environ(self, method, url, raw_headers, body):
-        """A WSGI environ, for the ``@raw_environ`` actions that want one."""
-        path, _, query = url.partition(b'?')
-        server = self.front.address
-        environ = {
-            'REQUEST_METHOD': method, 'SCRIPT_NAME': '', 'PATH_INFO': unquote_to_bytes(path).decode('latin-1'),
-            'QUERY_STRING': query.decode('latin-1'), 'RAW_URI': url.decode('latin-1'),
-            'SERVER_NAME': str(server[0]), 'SERVER_PORT': str(server[1]),
-            'SERVER_PROTOCOL': 'HTTP/' + self.parser.get_http_version(),
-            'REMOTE_ADDR': self.client, 'CONTENT_LENGTH': str(len(body)),
-            'wsgi.version': (1, 0), 'wsgi.url_scheme': 'http', 'wsgi.input': io.BytesIO(body),
-            'wsgi.errors': sys.stderr, 'wsgi.multithread': False, 'wsgi.multiprocess': False,
-            'wsgi.run_once': False, 'wsgi.input_terminated': True,
-        }
-        for name, value in Headers.from_raw(raw_headers).items():
-            if '_' in name:
-                continue  # X_Forwarded_For would pass for X-Forwarded-For in the environ
-            key = name.upper().replace('-', '_')
-            if key == 'CONTENT_TYPE':
-                environ[key] = value
-            elif key not in ('CONTENT_LENGTH', 'TRANSFER_ENCODING'):
-                environ['HTTP_' + key] = value
-        return environ
+        request_id = request_id.encode('latin-1')
+        if not extra and not close and not message.http10 and message.method != b'HEAD':
+            return _ANSWER % (status, len(payload), request_id, front.date, payload), False
+        return head(status, extra, request_id, payload, front.date, head_only=message.method == b'HEAD',
+                    keep_alive=not close, http10=message.http10), close
 
     def end(self):
         """End the connection now, from another greenlet (the reaper, a drain)."""
@@ -460,3 +470,28 @@ class Connection:
             self.sock.shutdown(2)
         except OSError:
             pass
+
+
+def wsgi_environ(message, method, client, server):
+    """A WSGI environ of ``message``, for the ``@raw_environ`` actions that want one."""
+    url = message.url
+    path, _, query = url.partition(b'?')
+    environ = {
+        'REQUEST_METHOD': method, 'SCRIPT_NAME': '', 'PATH_INFO': unquote_to_bytes(path).decode('latin-1'),
+        'QUERY_STRING': query.decode('latin-1'), 'RAW_URI': url.decode('latin-1'),
+        'SERVER_NAME': str(server[0]), 'SERVER_PORT': str(server[1]),
+        'SERVER_PROTOCOL': 'HTTP/1.0' if message.http10 else 'HTTP/1.1',
+        'REMOTE_ADDR': client, 'CONTENT_LENGTH': str(len(message.body)),
+        'wsgi.version': (1, 0), 'wsgi.url_scheme': 'http', 'wsgi.input': io.BytesIO(message.body),
+        'wsgi.errors': sys.stderr, 'wsgi.multithread': False, 'wsgi.multiprocess': False,
+        'wsgi.run_once': False, 'wsgi.input_terminated': True,
+    }
+    for name, value in Headers.from_raw(message.headers).items():
+        if '_' in name:
+            continue  # X_Forwarded_For would pass for X-Forwarded-For in the environ
+        key = name.upper().replace('-', '_')
+        if key == 'CONTENT_TYPE':
+            environ[key] = value
+        elif key not in ('CONTENT_LENGTH', 'TRANSFER_ENCODING'):
+            environ['HTTP_' + key] = value
+    return environ

@@ -65,29 +65,43 @@ def _mark(function, **spec):
     return function
 
 
-def _decorator(name, **spec):
-    def decorate(function=None, **options):
-        if function is None:  # used with options: @raw_environ(methods=['GET', 'POST'])
-            return lambda function: decorate(function, **options)
-        if not inspect.isfunction(function):
-            raise TypeError(f'@{name} goes on a function, not on {function!r}')
-        if 'methods' in options:
-            options['methods'] = tuple(method.upper() for method in options['methods'])
-        return _mark(function, **spec, **options)
-    decorate.__name__ = name
-    decorate.__doc__ = f'Mark a function with @{name}; see the apiphant README.'
-    return decorate
+def action(function=None, *, name=None):
+    """Route a function under its own name (or ``name``) besides
+    create/read/update/delete: ``@action`` or ``@action(name='list')``."""
+    if function is None:
+        return lambda function: action(function, name=name)
+    _check_function('action', function)
+    return _mark(function, name=name) if name is not None else _mark(function)
 
 
-action = _decorator('action')
-action.__doc__ = ('Route a function under its own name (or ``name=``) besides '
-                  'create/read/update/delete: ``@action def login(request): ...``')
-raw_environ = _decorator('raw_environ', raw_environ=True)
-raw_environ.__doc__ = ('The action gets the WSGI environ instead of the parsed request '
-                       '(multipart uploads, say); POST only unless ``methods=`` says otherwise.')
-raw_response = _decorator('raw_response', raw_response=True)
-raw_response.__doc__ = ('The action gets ``start_response`` as a second argument and returns '
-                        'a WSGI iterable.')
+def raw_environ(function=None, *, methods=('POST',)):
+    """The action gets the WSGI environ instead of the parsed request
+    (multipart uploads, say); POST only unless ``methods`` says otherwise:
+    ``@raw_environ(methods=['GET', 'POST'])``."""
+    if function is None:
+        return lambda function: raw_environ(function, methods=methods)
+    _check_function('raw_environ', function)
+    return _mark(function, raw_environ=True, methods=_methods(methods))
+
+
+def raw_response(function=None, *, methods=('POST',)):
+    """The action gets ``start_response`` as a second argument and returns a
+    WSGI iterable; POST only unless ``methods`` says otherwise."""
+    if function is None:
+        return lambda function: raw_response(function, methods=methods)
+    _check_function('raw_response', function)
+    return _mark(function, raw_response=True, methods=_methods(methods))
+
+
+def _check_function(decorator, function):
+    if not inspect.isfunction(function):
+        raise TypeError(f'@{decorator} goes on a function, not on {function!r}')
+
+
+def _methods(methods):
+    if isinstance(methods, str) or not methods or not all(isinstance(m, str) and m.isalpha() for m in methods):
+        raise TypeError(f'methods should be a list of HTTP method names like [\'GET\', \'POST\'], not {methods!r}')
+    return tuple(method.upper() for method in methods)
 
 
 def discover(package):

@@ -3,6 +3,7 @@ own status line and headers."""
 from collections.abc import Callable
 from http import HTTPStatus
 
+import orjson
 import pytest
 
 from apiphant import errors
@@ -29,7 +30,7 @@ MAKERS: dict[str, tuple[Callable[[], ApiError], str]] = {
     'TooManyRequests': (TooManyRequests, '429 Too Many Requests'),
     'ServiceUnavailable': (ServiceUnavailable, '503 Service Unavailable'),
 }
-EXPORTED_CLASSES = sorted(set(errors.__all__) - {'status_line'})
+EXPORTED_CLASSES = sorted(set(errors.__all__) - {'status_line', 'status_body'})
 
 NAMED: list[tuple[type[ApiError], int, str]] = [
     (Unauthorized, 401, '401 Unauthorized'),
@@ -288,3 +289,55 @@ def test_typed_bad_request_body_encodes(cls: type[BadRequest]) -> None:
 
 def test_bad_request_field_keeps_its_order_in_json() -> None:
     assert encode(Invalid('id', 'x').to_dict()) == b'{"error":{"field":"id","state":"invalid","explain":"x"}}'
+
+
+# --- one shape for every rejection, wherever it is made ----------------------------------------
+
+_ECHO = b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\n'
+_ERRORS = b'POST /api/v0/errors/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+_FIELDS = b'POST /api/v0/fields/read HTTP/1.1\r\nHost: x\r\n'
+
+
+def _with_body(start, body):
+    return start + b'Content-Length: %d\r\n\r\n%s' % (len(body), body)
+
+
+REJECTIONS = {  # what: (raw request, status, the error: the status line, or a field error's field and state)
+    'not an object': (_with_body(_ECHO, b'[1]'), 400, 'Request content should be JSON Object'),
+    'framing': (_ECHO + b'Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400, '400 Bad Request'),
+    'no such action': (_with_body(b'POST /api/v0/echo/nothing HTTP/1.1\r\nHost: x\r\n', b'{}'), 404, '404 Not Found'),
+    'not POST': (b'GET /api/v0/echo/read HTTP/1.1\r\nHost: x\r\n\r\n', 405, '405 Method Not Allowed'),
+    'conflict': (_with_body(_ERRORS, b'{"cls": "Conflict"}'), 409, '409 Conflict'),
+    'too large': (_ECHO + b'Content-Length: 999999999\r\n\r\n', 413, '413 Content Too Large'),
+    'long target': (b'POST /' + b'a' * 9000 + b' HTTP/1.1\r\nHost: x\r\n\r\n', 414, '414 URI Too Long'),
+    'many headers': (_ECHO + b'X-A: b\r\n' * 101 + b'\r\n', 431, '431 Request Header Fields Too Large'),
+    'gzip': (_ECHO + b'Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', 501, '501 Not Implemented'),
+    'unavailable': (_with_body(_ERRORS, b'{"cls": "ServiceUnavailable"}'), 503, '503 Service Unavailable'),
+    'HTTP/2.0': (b'POST /api/v0/echo/read HTTP/2.0\r\nHost: x\r\n\r\n', 505, '505 HTTP Version Not Supported'),
+    'missing field': (_with_body(_FIELDS, b'{}'), 400, ('id', 'missing')),
+    'invalid field': (_with_body(_FIELDS, b'{"id": "seven"}'), 400, ('id', 'invalid')),
+}
+
+
+@pytest.mark.parametrize('what', REJECTIONS)
+def test_every_rejection_has_one_shape(proto, what):
+    """Whether the front, dispatch, field() or the action rejects: the status,
+    a JSON type, and a body of one key, ``error``: the status line (or a
+    sentence), or a field error with the field and its state."""
+    from conftest import raw_exchange
+    data, status, expected = REJECTIONS[what]
+    answer = raw_exchange(proto, data, read_until_close=status in (400, 413, 414, 431, 501, 505)
+                          and not isinstance(expected, tuple) and what != 'not an object')
+    head, _, body = answer.partition(b'\r\n\r\n')
+    lines = head.decode('latin-1').split('\r\n')
+    assert lines[0].startswith(f'HTTP/1.1 {status} '), answer[:200]
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(':') for line in lines[1:])}
+    assert headers['content-type'] == 'application/json'
+    assert int(headers['content-length']) == len(body)
+    error = orjson.loads(body)
+    assert list(error) == ['error']
+    if isinstance(expected, tuple):
+        assert (error['error']['field'], error['error']['state']) == expected
+        assert set(error['error']) <= {'field', 'state', 'explain'}
+    else:
+        assert error['error'] == expected

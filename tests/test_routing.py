@@ -113,3 +113,19 @@ def test_providers_start_once_when_served():
               '/b': Route('/b', 'v0', 'a', 'read', None, 'm', '', provider=provider)}
     start(routes)
     assert started == [provider]
+
+
+@pytest.mark.parametrize(('decorator', 'options'), [
+    (action, {'methodz': ['GET']}),
+    (action, {'methods': ['GET']}),  # an action answers POST: methods are for the raw decorators
+    (raw_environ, {'name': 'x'}),
+    (raw_response, {'method': 'GET'}),
+    (raw_environ, {'methods': 'GET'}),  # a string, not a list of names
+    (raw_response, {'methods': []}),
+    (raw_environ, {'methods': ['GET /x']}),
+])
+def test_an_option_that_does_not_apply_is_refused(decorator, options):
+    def read(request):
+        return {}
+    with pytest.raises(TypeError):
+        decorator(**options)(read)

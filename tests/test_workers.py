@@ -107,6 +107,8 @@ def test_a_worker_stuck_in_cpu_is_killed_and_replaced(apiphant_serve):
     with pytest.raises(requests.RequestException):  # its worker dies under it
         requests.post(server.url + '/api/v0/cpu/read', json={'seconds': 30}, timeout=20)
     assert server.wait_for_output(r'sent no heartbeat for \d+s \(stuck in CPU\?\): killed')
+    # faulthandler's dump on SIGABRT: the line the worker was stuck on
+    assert server.wait_for_output(r'File ".*cpu\.py", line \d+ in read')
     assert server.wait_for_output(r'worker 3 started')
     assert requests.post(server.url + ECHO, timeout=10).status_code == 200
     assert server.stop() == 0

@@ -1,4 +1,6 @@
 """The daemon as a process: limits, start-up failures, signals."""
+import json
+import re
 import signal
 import socket
 import subprocess
@@ -188,3 +190,20 @@ def test_access_log_to_a_file(apiphant_serve, tmp_path):
     requests.post(server.url + ECHO, headers={'X-Request-Id': 'in-file'}, timeout=10)
     server.stop()
     assert 'in-file' in log.read_text()
+
+
+def test_json_log_lines(apiphant_serve):
+    """--log-format json: every line one JSON object: the access log's, and a
+    crash's with its request id, route and traceback (for log shippers)."""
+    server = apiphant_serve(PRODUCTS / 'proto', '--log-format', 'json')
+    requests.post(server.url + ECHO, headers={'X-Request-Id': 'json-1'}, timeout=10)
+    requests.post(server.url + '/api/v0/crash/read', headers={'X-Request-Id': 'json-2'}, timeout=10)
+    server.stop()
+    entries = [json.loads(line) for line in server.output.splitlines() if line.strip()]
+    access = [e for e in entries if e.get('request_id') == 'json-1']
+    assert access == [{'time': access[0]['time'], 'level': 'info', 'request_id': 'json-1', 'client': '127.0.0.1',
+                       'method': 'POST', 'route': ECHO, 'status': 200, 'duration_ms': access[0]['duration_ms']}]
+    crash = [e for e in entries if e.get('request_id') == 'json-2' and e['level'] == 'error']
+    assert len(crash) == 1 and crash[0]['route'] == '/api/v0/crash/read'
+    assert 'RuntimeError: secret detail' in crash[0]['exception'] and crash[0]['logger'] == 'apiphant'
+    assert any(re.match(r'serving .*proto on http://', e.get('message', '')) for e in entries)

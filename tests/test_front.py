@@ -254,3 +254,38 @@ def test_idle_keep_alive_is_closed_after_its_timeout(impatient):
 def test_a_connection_that_sends_nothing_is_closed(impatient):
     with socket.create_connection((impatient.host, impatient.port), timeout=5) as sock:
         assert closed_within(sock, 6)
+
+
+def test_a_head_begun_behind_an_answered_request_keeps_its_deadline(impatient):
+    """A whole request and the start of the next in one read: the first is
+    answered, and the second's head still has to arrive within its deadline
+    (answering must not leave the connection without one)."""
+    with socket.create_connection((impatient.host, impatient.port), timeout=5) as slow:
+        slow.sendall(ECHO + b'Content-Length: 2\r\n\r\n{}' + b'POST /api/v0/echo/read HTTP/1.1\r\nHo')
+        stop = threading.Event()
+
+        def trickle():  # the rest of the head never completes
+            while not stop.wait(0.3):
+                try:
+                    slow.sendall(b'o')
+                except OSError:
+                    return
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        try:
+            assert closed_within(slow, 8), 'a head begun behind an answered request was kept past its deadline'
+        finally:
+            stop.set()
+            thread.join()
+
+
+def test_the_fast_answer_is_what_head_makes():
+    """The one-format fast path and the head builder make the same bytes."""
+    from apiphant.front import _ANSWER, head
+    payload, date = b'{"a":1}', b'Sun, 29 Nov 2026 06:00:00 GMT'
+    fast = _ANSWER % (b'200 OK', len(payload), b'f00-1', date, payload)
+    assert fast == head(b'200 OK', (), b'f00-1', payload, date)
+    assert head(b'200 OK', (), b'f00-1', payload, date, keep_alive=False).endswith(
+        b'Connection: close\r\n\r\n' + payload)
+    assert head(b'200 OK', (('Content-Type', 'text/plain'),), None, b'x', date, head_only=True) == (
+        b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nDate: ' + date + b'\r\n\r\n')
