@@ -1,8 +1,13 @@
+import re
+
 from setuptools import find_packages, setup
+
+# The version lives in apiphant/__init__.py alone; read, not imported (that would need gevent).
+VERSION = re.search(r"^__version__ = '([^']+)'", open('apiphant/__init__.py', encoding='utf-8').read(), re.M)[1]
 
 setup(
     name='apiphant',
-    version='1.0.0.dev0',
+    version=VERSION,
     description='A product\'s module tree served as a fast JSON API on gevent.',
     long_description=open('README.rst', encoding='utf-8').read(),
     long_description_content_type='text/x-rst',

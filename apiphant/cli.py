@@ -1,4 +1,8 @@
-"""``apiphant PRODUCT HOST:PORT``: the API daemon's command line."""
+"""``apiphant PRODUCT HOST:PORT``: the API daemon's command line.
+
+It decides its mode once: list the routes, be one of a parent's workers,
+be the parent of workers, or serve alone; one small function each.
+"""
 import argparse
 import os
 import socket
@@ -12,7 +16,8 @@ from apiphant.workers import worker_fds
 
 __all__ = ['main', 'parse_address']
 
-USAGE = 'apiphant PRODUCT HOST:PORT [options]\n       apiphant PRODUCT --routes\n       apiphant new NAME [DIR]'
+USAGE = ('apiphant PRODUCT HOST:PORT [options]\n       apiphant PRODUCT --routes\n'
+         '       apiphant new NAME [DIR]\n       apiphant upgrade [DIR]')
 
 
 def parse_address(text):
@@ -26,12 +31,20 @@ def parse_address(text):
     return host, int(port)
 
 
+def _address(text):
+    try:
+        return parse_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parser():
     result = argparse.ArgumentParser(
         prog='apiphant', usage=USAGE,
         description='Serve a product package as a JSON API: POST /api/<version>/<target>/<action>.')
     result.add_argument('product', help='the product: a directory (examples/myproduct) or a package name')
-    result.add_argument('address', nargs='?', help='HOST:PORT to listen on; port 0 picks a free one')
+    result.add_argument('address', nargs='?', type=_address,
+                        help='HOST:PORT to listen on; port 0 picks a free one')
     result.add_argument('--routes', action='store_true', help='print the route table and exit')
     add_arguments(result, 'apiphant')
     return result
@@ -42,54 +55,85 @@ def main(argv=None):
     if argv[:1] == ['new']:
         from apiphant.scaffold import main as new
         return new(argv[1:])
+    if argv[:1] == ['upgrade']:
+        from apiphant.scaffold import upgrade
+        return upgrade(argv[1:])
     args_parser = parser()
     args = args_parser.parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     for setting in SETTINGS:  # apiphant.crud reads its settings where the product imports it
         if setting.name.startswith('database_') and 'apiphant' in setting.commands:
             os.environ[setting.env] = str(getattr(args, setting.name))
     fds = worker_fds()
-    if not args.routes and fds is None:
-        if args.address is None:
-            args_parser.error('HOST:PORT is missing')
-        try:
-            host, port = parse_address(args.address)
-        except ValueError as error:
-            args_parser.error(str(error))
+    if args.routes:
+        return list_routes(args)
+    if fds is not None:
+        return serve_as_worker(args, *fds)
+    if args.address is None:
+        args_parser.error('HOST:PORT is missing')
+    if args.workers > 1 or args.reload:
+        return supervise_workers(args, argv)
+    return serve_alone(args)
 
-    supervising = fds is None and not args.routes and (args.workers > 1 or args.reload)
+
+def list_routes(args):
+    """``--routes``: the route table, with no database touched."""
+    print_routes(_application(args, start=False).routes.values())
+
+
+def serve_as_worker(args, listen_fd, pipe_fd):
+    """A worker of a parent: serve on the socket it passed, beat on its pipe."""
+    _serve(args, _application(args), socket.socket(fileno=listen_fd), pipe=pipe_fd)
+
+
+def supervise_workers(args, argv):
+    """The parent of ``--workers`` processes: it imports nothing of the product."""
+    from apiphant.workers import supervise
     try:
-        if supervising:  # the workers import the product, each in its own process
-            package = locate(args.product)
-        else:
-            application = app(args.product, max_body_size=args.max_body_size, start=not args.routes)
+        package = locate(args.product)
+    except ProductError as error:
+        sys.exit(f'apiphant: {error}')
+    listener = _listen(args.address)
+    try:
+        sys.exit(supervise(argv, listener, args.workers, shutdown_timeout=args.shutdown_timeout,
+                           stuck_timeout=args.stuck_timeout, watched=directory(package) if args.reload else None))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def serve_alone(args):
+    application = _application(args)  # before listening: a product that cannot start takes no port
+    _serve(args, application, _listen(args.address))
+
+
+def _application(args, *, start=True):
+    try:
+        return app(args.product, max_body_size=args.max_body_size, start=start)
     except (ProductError, ValueError) as error:  # ValueError: a route table that cannot be built
         sys.exit(f'apiphant: {error}')
 
-    if args.routes:
-        print_routes(application.routes.values())
-        return
 
-    from apiphant.server import listen, raise_file_limit, serve
-    raise_file_limit()
-    if fds is not None:
-        listener = socket.socket(fileno=fds[0])
-    else:
-        try:
-            listener = listen(host, port)
-        except OSError as error:
-            sys.exit(f'apiphant: cannot listen on {args.address}: {error}')
+def _listen(address):
+    from apiphant.server import listen
     try:
-        if supervising:
-            from apiphant.workers import supervise
-            sys.exit(supervise(argv, listener, args.workers, shutdown_timeout=args.shutdown_timeout,
-                               stuck_timeout=args.stuck_timeout,
-                               watched=directory(package) if args.reload else None))
-        access_log = {'on': sys.stderr, 'off': None}.get(args.access_log)
-        if access_log is None and args.access_log != 'off':
-            access_log = open(args.access_log, 'a', encoding='utf-8')
+        return listen(*address)
+    except OSError as error:
+        host, port = address
+        sys.exit(f'apiphant: cannot listen on {host}:{port}: {error}')
+
+
+def _serve(args, application, listener, pipe=None):
+    from apiphant.server import raise_file_limit, serve
+    raise_file_limit()
+    if args.access_log == 'off':
+        access_log = None
+    elif args.access_log == 'on':
+        access_log = sys.stderr
+    else:
+        access_log = open(args.access_log, 'a', encoding='utf-8')  # open as long as the process
+    try:
         serve(application, listener, name=args.product, shutdown_timeout=args.shutdown_timeout,
-              access_log=access_log, pipe=fds[1] if fds else None, head_timeout=args.head_timeout,
+              access_log=access_log, log_format=args.log_format, pipe=pipe, head_timeout=args.head_timeout,
               body_timeout=args.body_timeout, keepalive_timeout=args.keepalive_timeout)
     except KeyboardInterrupt:
         sys.exit(130)

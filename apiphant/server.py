@@ -3,6 +3,7 @@
 The seam between the command line and the HTTP front. (0.2's
 ``apiphant.server.raw_environ`` and ``raw_response`` live on here.)
 """
+import faulthandler
 import gc
 import logging
 import os
@@ -14,7 +15,8 @@ import sys
 import gevent
 import gevent.event
 
-from apiphant.front import AccessLog, Front
+from apiphant.front import Front
+from apiphant.logs import AccessLog
 from apiphant.routing import raw_environ, raw_response
 
 __all__ = ['serve', 'listen', 'raise_file_limit', 'raw_environ', 'raw_response']
@@ -58,12 +60,12 @@ def _beater(pipe):
     return beat
 
 
-def serve(application, listener, *, name='apiphant', shutdown_timeout=8.0, access_log=None, pipe=None,
-          **timeouts):
+def serve(application, listener, *, name='apiphant', shutdown_timeout=8.0, access_log=None, log_format='text',
+          pipe=None, **timeouts):
     """Serve on ``listener`` (a listening socket) until SIGTERM (drain, then
     return) or SIGINT (KeyboardInterrupt). A worker tells its parent on
     ``pipe`` (a file descriptor) when it serves, and beats each second."""
-    front = Front(application, listener, access_log=AccessLog(access_log) if access_log else None,
+    front = Front(application, listener, access_log=AccessLog(access_log, log_format) if access_log else None,
                   heartbeat=_beater(pipe) if pipe is not None else None, **timeouts)
     stopping = gevent.event.Event()
 
@@ -72,6 +74,7 @@ def serve(application, listener, *, name='apiphant', shutdown_timeout=8.0, acces
         stopping.set()
 
     gevent.signal_handler(signal.SIGTERM, on_sigterm)
+    faulthandler.enable()  # a crash, or the SIGABRT of a parent that found this process stuck, writes the stack
     # What start-up made (modules, routes) lives as long as the process: out
     # of the collector's sight, a full collection no longer walks it all and
     # stalls every request for milliseconds.

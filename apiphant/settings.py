@@ -47,6 +47,13 @@ def log_level(text):
     return level
 
 
+def log_format(text):
+    value = str(text).lower()
+    if value not in ('text', 'json'):
+        raise argparse.ArgumentTypeError(f'{text!r} is not text or json')
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -86,6 +93,8 @@ SETTINGS = (
     Setting('reload', 'off', 'restart the workers when a file of the product changes '
             '(development)', switch),
     Setting('log_level', 'info', 'debug, info, warning or error', log_level, BOTH),
+    Setting('log_format', 'text', 'text: lines for people; json: one object per line (time, level, '
+            'request id, route, status, duration, client) for log shippers', log_format, BOTH),
     Setting('database_url', 'none', 'PostgreSQL URL (postgresql://user:password@host/db): the '
             'database of generated CRUD tables, and where schedulers on several hosts claim each '
             'run, so that it runs once; sqlite:///PATH: a SQLite file for the tables; none: the '

@@ -6,7 +6,9 @@ the product itself, so a replaced worker runs the code now on disk: SIGHUP
 and ``--reload`` replace the workers one by one, each new one answering
 before the old one drains. Each worker writes ``r`` on its pipe once it
 serves and ``.`` each second after (the reaper's tick): a worker whose hub is
-stuck in CPU longer than ``stuck_timeout`` stops beating and is killed.
+stuck in CPU longer than ``stuck_timeout`` stops beating and is killed, with
+SIGABRT first, so that faulthandler writes the stack it was stuck in to its
+log (as gunicorn does), then SIGKILL if it is still there.
 """
 import logging
 import os
@@ -25,6 +27,7 @@ log = logging.getLogger('apiphant')
 
 WORKER_FDS = 'APIPHANT_WORKER_FDS'  # "listening fd,pipe fd" in a worker's environment
 START_TIMEOUT = 60.0
+ABORT_WAIT = 2.0  # seconds a stuck worker has to write its stack after SIGABRT
 
 
 def worker_fds():
@@ -76,6 +79,15 @@ class Worker:
                 self.process.send_signal(sig)
             except ProcessLookupError:
                 pass
+
+    def abort(self):
+        """SIGABRT (faulthandler writes the stack), SIGKILL if it outlives ABORT_WAIT."""
+        self.signal(signal.SIGABRT)
+        try:
+            self.process.wait(ABORT_WAIT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self, timeout):
         """SIGTERM (the worker drains), SIGKILL after ``timeout``; the exit code."""
@@ -146,10 +158,9 @@ class Supervisor:
         now = time.monotonic()
         for index, worker in enumerate(self.workers):
             if worker.alive() and now - worker.beat > self.stuck_timeout:
-                log.error('worker %d (pid %d) sent no heartbeat for %.0fs (stuck in CPU?): killed',
-                          worker.number, worker.pid, now - worker.beat)
-                worker.process.kill()
-                worker.process.wait()
+                log.error('worker %d (pid %d) sent no heartbeat for %.0fs (stuck in CPU?): killed, '
+                          'its stack follows', worker.number, worker.pid, now - worker.beat)
+                worker.abort()
             if not worker.alive():
                 log.error('worker %d (pid %d) exited with %s; starting another', worker.number,
                           worker.pid, worker.process.returncode)
