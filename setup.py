@@ -13,10 +13,12 @@ setup(
     long_description_content_type='text/x-rst',
     license='MIT',
     python_requires='>=3.11',
-    packages=find_packages(include=['apiphant', 'apiphant.*']) + ['apiphant.deploy_template'],
+    packages=find_packages(include=['apiphant', 'apiphant.*']) + ['apiphant.deploy_template', 'apiphant.product_template'],
     # deploy_template/ (at the top of the repository) is installed as apiphant/deploy_template/.
-    package_dir={'apiphant.deploy_template': 'deploy_template'},
-    package_data={'apiphant.deploy_template': ['*.sh', '*/*']},
+    package_dir={'apiphant.deploy_template': 'deploy_template', 'apiphant.product_template': 'product_template'},
+    package_data={'apiphant.deploy_template': ['*.sh', '*/*'],
+                  'apiphant.product_template': ['.gitignore', '*.ini', '*.py', '*.rst', '*.txt', '*/*.py', '*/*/*.py',
+                                                '*/*/*/*.py']},
     scripts=['bin/apiphant', 'bin/apiphant-background'],
     install_requires=[
         'gevent>=25.4.1',  # earlier pywsgi releases have request smuggling CVEs

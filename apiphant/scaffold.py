@@ -1,20 +1,38 @@
-"""``apiphant new NAME [DIR]``: a product that runs at once.
+"""``apiphant new NAME [DIR]``: a product that runs at once; ``apiphant
+upgrade [DIR]``: its copy of apiphant brought up to the running one.
 
-It writes the product package (an echo action, a background module with a
-commented example task), a test that passes as generated, requirements.txt,
-a README with the product's two commands, and ``deploy/``, rendered from
-apiphant's ``deploy_template/``. Everything is rendered the same way: the
+A product is rendered from two real trees of files: ``product_template/``
+(the package, its tests, pytest.ini, conftest.py, README.rst,
+requirements.txt, .gitignore) and ``deploy_template/`` (as ``deploy/``). The
 placeholder ``myproduct`` becomes NAME, in file names and contents alike.
+
+The product carries the apiphant that made it, as a wheel in
+``deploy/wheels/``: its README's first command and ``deploy.sh`` install that
+file, by path, so that pip never looks the name up on PyPI, whose
+``apiphant`` is an unrelated 0.2 release. The wheel is zipped here from the
+running package, offline, the same from a checkout and from an installed
+apiphant, and byte for byte the same for the same files, so that deploy.sh
+sees when it changed.
 """
 import argparse
+import base64
+import hashlib
+import importlib.metadata
 import keyword
 import re
 import sys
+import zipfile
 from pathlib import Path
 
-__all__ = ['ScaffoldError', 'check_name', 'template_dir', 'render', 'scaffold', 'main']
+from apiphant import __version__
+
+__all__ = ['ScaffoldError', 'check_name', 'template_dir', 'render', 'scaffold', 'build_wheel',
+           'main', 'upgrade']
 
 PLACEHOLDER = 'myproduct'
+# Each template, and a file that tells it is there.
+TEMPLATES = {'product_template': 'pytest.ini', 'deploy_template': 'deploy.sh'}
+WHEELS = Path('deploy', 'wheels')
 
 # The name is also the product's system user (at most 32 characters), its
 # files under /etc and /opt, and its nginx and supervisor names: lowercase
@@ -23,11 +41,20 @@ _NAME = re.compile(r'[a-z][a-z0-9_]*\Z')
 _MAX_LENGTH = 32
 # Packages a product's process imports beside it, which it must not shadow.
 _TAKEN = {'apiphant', 'gevent', 'greenlet', 'zope', 'orjson', 'httptools', 'requests', 'urllib3',
-          'idna', 'certifi', 'charset_normalizer', 'pytest', 'pip', 'setuptools'}
+          'idna', 'certifi', 'charset_normalizer', 'pytest', 'pip', 'setuptools', 'sqlalchemy',
+          'psycopg', 'conftest'}
+# What running or testing a template leaves in it, which is not part of it.
+_LEFTOVERS = {'__pycache__', '.pytest_cache', '.ruff_cache', '.venv'}
+_LEFTOVER_SUFFIXES = ('.pyc', '.sqlite3', '-wal', '-shm')
+# Zip entries dated 1980-01-01 (the earliest zip date): the same files make
+# the same wheel.
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Metadata of the installed distribution that the wheel carries on.
+_METADATA = ('Summary', 'License', 'Requires-Python', 'Classifier', 'Provides-Extra', 'Requires-Dist')
 
 
 class ScaffoldError(ValueError):
-    """What ``apiphant new`` refuses, said so that the user can fix it."""
+    """What ``apiphant new`` or ``apiphant upgrade`` refuses, said so that the user can fix it."""
 
 
 def check_name(name):
@@ -51,19 +78,37 @@ def check_name(name):
                             f'product\'s system user')
 
 
-def template_dir():
-    """``deploy_template/``: installed inside the package (a wheel), or beside
-    it (a checkout, an editable install)."""
+def template_dir(name='deploy_template'):
+    """``product_template/`` or ``deploy_template/``: installed inside the
+    package (a wheel), or beside it (a checkout, an editable install)."""
     package = Path(__file__).resolve().parent
-    for candidate in (package / 'deploy_template', package.parent / 'deploy_template'):
-        if (candidate / 'deploy.sh').is_file():
+    for candidate in (package / name, package.parent / name):
+        if (candidate / TEMPLATES[name]).is_file():
             return candidate
-    raise ScaffoldError(f'deploy_template/ is missing: looked in {package} and {package.parent}; '
-                        f'reinstall apiphant')
+    raise ScaffoldError(f'{name}/ is missing: looked in {package} and {package.parent}; reinstall apiphant')
 
 
 def render(text, name):
     return text.replace(PLACEHOLDER, name)
+
+
+def _tree(root):
+    """The files under ``root``, sorted, without what running them leaves."""
+    for path in sorted(root.rglob('*')):
+        relative = path.relative_to(root)
+        if path.is_file() and not _LEFTOVERS.intersection(relative.parts) \
+                and not path.name.endswith(_LEFTOVER_SUFFIXES):
+            yield relative, path
+
+
+def _rendered(name):
+    """``{relative path: text}`` of the product ``name``."""
+    files = {}
+    for template, prefix in (('product_template', Path()), ('deploy_template', Path('deploy'))):
+        for relative, path in _tree(template_dir(template)):
+            target = prefix.joinpath(*(render(part, name) for part in relative.parts))
+            files[target] = render(path.read_text(encoding='utf-8'), name)
+    return files
 
 
 def _write(path, text):
@@ -82,23 +127,114 @@ def scaffold(name, directory):
     if directory.is_dir() and any(directory.iterdir()):
         raise ScaffoldError(f'{directory} exists and is not empty: apiphant new writes a product '
                             f'into a new or empty directory')
-    template = template_dir()
-    files = {Path(render(path, name)): render(text, name) for path, text in PRODUCT.items()}
-    for path in sorted(template.rglob('*')):
-        if path.is_file() and not path.name.startswith('.') and '__pycache__' not in path.parts:
-            relative = path.relative_to(template)
-            files[Path('deploy', *(render(part, name) for part in relative.parts))] = render(
-                path.read_text(encoding='utf-8'), name)
+    files = _rendered(name)
     directory.mkdir(parents=True, exist_ok=True)
     for path, text in files.items():
         _write(directory / path, text)
-    return sorted(files)
+    wheel = build_wheel(directory / WHEELS)
+    return sorted([*files, wheel.relative_to(directory)])
 
+
+# --- The wheel of the running apiphant ----------------------------------------
+
+def _distribution():
+    """The installed distribution of the running apiphant (its dependencies,
+    entry points and scripts)."""
+    try:
+        distribution = importlib.metadata.distribution('apiphant')
+    except importlib.metadata.PackageNotFoundError:
+        raise ScaffoldError('apiphant runs without being installed (no metadata): install it, '
+                            'e.g. pip install -e CHECKOUT') from None
+    if not distribution.version.split('.')[0].isdigit() or int(distribution.version.split('.')[0]) < 1:
+        raise ScaffoldError(f'the apiphant installed here is {distribution.version}, not the running '
+                            f'{__version__}: reinstall the running one')
+    return distribution
+
+
+def _scripts(distribution):
+    """``{name: bytes}`` of the entry scripts, with pip's ``#!python`` line."""
+    checkout = Path(__file__).resolve().parent.parent / 'bin'
+    scripts = {}
+    for file in distribution.files or ():
+        if file.parent.name == 'bin':
+            path = checkout / file.name if (checkout / file.name).is_file() else Path(file.locate())
+            body = path.read_bytes().split(b'\n', 1)[1]
+            scripts[file.name] = b'#!python\n' + body
+    if not scripts:
+        raise ScaffoldError(f'the installed apiphant lists no scripts in bin/ ({distribution.locate_file("")})')
+    return scripts
+
+
+def _metadata(distribution):
+    lines = ['Metadata-Version: 2.1', 'Name: apiphant', f'Version: {__version__}']
+    lines += [f'{key}: {value}' for key in _METADATA for value in distribution.metadata.get_all(key) or ()]
+    return '\n'.join(lines) + '\n'
+
+
+def _entry_points(distribution):
+    groups = {}
+    for entry_point in distribution.entry_points:
+        groups.setdefault(entry_point.group, []).append(f'{entry_point.name} = {entry_point.value}')
+    return ''.join(f'[{group}]\n' + '\n'.join(sorted(lines)) + '\n\n' for group, lines in sorted(groups.items()))
+
+
+def _wheel_files():
+    """``{name in the wheel: bytes}``: the package as it runs, its templates
+    (beside it in a checkout, inside it once installed), scripts, metadata."""
+    distribution = _distribution()
+    package = Path(__file__).resolve().parent
+    files = {f'apiphant/{relative.as_posix()}': path.read_bytes() for relative, path in _tree(package)}
+    for template in TEMPLATES:
+        if not (package / template).is_dir():
+            files.update((f'apiphant/{template}/{relative.as_posix()}', path.read_bytes())
+                         for relative, path in _tree(template_dir(template)))
+    files = dict(sorted(files.items()))
+    data, info = f'apiphant-{__version__}.data', f'apiphant-{__version__}.dist-info'
+    files.update((f'{data}/scripts/{name}', body) for name, body in _scripts(distribution).items())
+    files[f'{info}/METADATA'] = _metadata(distribution).encode()
+    files[f'{info}/WHEEL'] = (b'Wheel-Version: 1.0\nGenerator: apiphant.scaffold\nRoot-Is-Purelib: true\n'
+                              b'Tag: py3-none-any\n')
+    files[f'{info}/entry_points.txt'] = _entry_points(distribution).encode()
+    files[f'{info}/top_level.txt'] = b'apiphant\n'
+    return files
+
+
+def _record(files, record):
+    lines = []
+    for name, body in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b'=').decode()
+        lines.append(f'{name},sha256={digest},{len(body)}')
+    return ('\n'.join([*lines, f'{record},,']) + '\n').encode()
+
+
+def build_wheel(directory):
+    """Write ``apiphant-VERSION-py3-none-any.whl`` of the running apiphant
+    into ``directory``; its path."""
+    files = _wheel_files()
+    record = f'apiphant-{__version__}.dist-info/RECORD'
+    files[record] = _record(files, record)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f'apiphant-{__version__}-py3-none-any.whl'
+    partial = path.with_name(path.name + '.partial')
+    with zipfile.ZipFile(partial, 'w', zipfile.ZIP_DEFLATED) as wheel:
+        for name, body in files.items():
+            entry = zipfile.ZipInfo(name, _EPOCH)
+            executable = name.split('/')[1:2] == ['scripts'] or body.startswith(b'#!')
+            entry.external_attr = (0o100755 if executable else 0o100644) << 16
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            wheel.writestr(entry, body)
+    partial.replace(path)
+    return path
+
+
+# --- Commands -------------------------------------------------------------------
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='apiphant new', description='Write a new product that runs at once: its package, '
-        'a passing test, a README and deploy/ (deploy.sh, supervisor, nginx, logrotate).')
+        'passing tests, a README, deploy/ (deploy.sh, supervisor, nginx, logrotate) and, in '
+        'deploy/wheels/, this apiphant as a wheel that its installs use.')
     parser.add_argument('name', help='the product\'s package name: lowercase letters, digits, underscores')
     parser.add_argument('directory', nargs='?', help='where to write it, new or empty (default: ./NAME)')
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -113,119 +249,29 @@ def main(argv=None):
     print(f'Next, in {directory}/: the two commands of README.rst (test and serve here; deploy on a server).')
 
 
-PRODUCT = {
-    'myproduct/__init__.py': '"""myproduct: an apiphant product, served by `apiphant myproduct HOST:PORT`."""\n',
-    'myproduct/api/__init__.py': '',
-    'myproduct/api/v0/__init__.py': '',
-    'myproduct/api/v0/echo.py': '''\
-"""Echo: POST /api/v0/echo/read answers the request with the server's name added."""
-
-
-def read(request):
-    """Return the request with "server": "myproduct" added."""
-    response = request.copy()
-    response.server = 'myproduct'
-    return response
-''',
-    'myproduct/api/background.py': '''\
-"""Background tasks of myproduct: each function marked @seconds(N) runs every
-N seconds in `apiphant-background myproduct` (under supervisor once deployed).
-
-An example: uncomment it, and the scheduler logs a line every minute.
-"""
-# import logging
-#
-# from apiphant.background import seconds
-#
-# log = logging.getLogger(__name__)
-#
-#
-# @seconds(60)
-# def report_alive():
-#     log.info('myproduct is alive')
-''',
-    'tests/test_api.py': '''\
-"""The API of myproduct as a client sees it: apiphant's pytest plugin serves
-the product (apiphant_product in pytest.ini) on a free port for the session."""
-import pytest
-
-from apiphant.test import test
-
-
-@pytest.fixture(autouse=True)
-def served(apiphant_server):
-    return apiphant_server
-
-
-def test_echo():
-    test('echo', 'read', {'hello': 'world'}, 200, {'hello': 'world', 'server': 'myproduct'})
-
-
-def test_echo_of_nothing():
-    test('echo', 'read', None, 200, {'server': 'myproduct'})
-
-
-def test_unknown_action():
-    test('echo', 'delete', {}, 404, {'error': '404 Not Found'})
-''',
-    'pytest.ini': '''\
-[pytest]
-testpaths = tests
-apiphant_product = myproduct
-filterwarnings = error
-''',
-    'requirements.txt': '''\
-# What myproduct needs besides apiphant, one requirement a line, as pip reads
-# them. deploy/deploy.sh installs them with apiphant (APIPHANT_SOURCE in
-# deploy/settings.sh) into /opt/myproduct/venv.
-''',
-    '.gitignore': '.venv/\n__pycache__/\n.pytest_cache/\n',
-    'README.rst': '''\
-myproduct
-=========
-
-An API served by apiphant: a function ``create``, ``read``, ``update`` or
-``delete`` of a module under ``myproduct/api/v0/`` is the endpoint
-``POST /api/v0/<module>/<function>``.
-
-The first command installs apiphant in ``.venv``, runs the tests and serves
-the product on http://127.0.0.1:8001; the second, as root on a fresh Debian 12
-or Ubuntu 22.04+ server, from a copy of this directory, deploys it behind nginx
-on port 80.
-
-.. code-block:: console
-
-    $ python3 -m venv .venv && .venv/bin/pip install -q apiphant pytest -r requirements.txt && .venv/bin/python -m pytest && .venv/bin/apiphant myproduct 127.0.0.1:8001
-    $ sudo deploy/deploy.sh
-
-Then::
-
-    curl -X POST http://127.0.0.1:8001/api/v0/echo/read -d '{"hello": "world"}'
-    {"hello":"world","server":"myproduct"}
-
-What is where
--------------
-
-::
-
-    myproduct/api/v0/echo.py      POST /api/v0/echo/read
-    myproduct/api/background.py   @seconds(N) tasks, run by apiphant-background
-    tests/test_api.py             the tests: .venv/bin/python -m pytest
-    requirements.txt              what the product needs besides apiphant
-    deploy/                       the server: deploy.sh and what it installs
-
-Deploy
-------
-
-``deploy/deploy.sh`` installs python3-venv, nginx, supervisor and logrotate
-with apt, a system user ``myproduct``, the product and its virtualenv under
-``/opt/myproduct``, the configs ``deploy/supervisor/myproduct.conf`` (the API
-processes and the scheduler), ``deploy/nginx/myproduct`` and
-``deploy/logrotate/nginx-myproduct``, starts what is needed and ends with
-``deploy/quick-test.sh``. Run it again after a change: new code is rolled out
-one API process at a time by ``deploy/reload.sh``, with no failed request.
-The settings (how many API processes, ports, the request body limit, where
-apiphant comes from) are in ``deploy/settings.sh``; ``deploy/uninstall.sh
---yes`` removes it all again. Logs: ``/opt/myproduct/log/``.
-''',
-}
+def upgrade(argv=None):
+    """``apiphant upgrade [DIR]``: the wheel in DIR/deploy/wheels/ becomes
+    the running apiphant's."""
+    parser = argparse.ArgumentParser(
+        prog='apiphant upgrade', description=f'Replace the apiphant wheel in a product\'s '
+        f'{WHEELS}/ by this apiphant ({__version__}): what its README\'s first command and '
+        f'deploy.sh install.')
+    parser.add_argument('directory', nargs='?', default='.', help='the product (default: .)')
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    wheels = Path(args.directory) / WHEELS
+    if not wheels.parent.is_dir():
+        sys.exit(f'apiphant upgrade: {wheels.parent} is not a directory: DIR is a product made by apiphant new')
+    before = {path.name: path.read_bytes() for path in sorted(wheels.glob('apiphant-*.whl'))}
+    try:
+        wheel = build_wheel(wheels)
+    except ScaffoldError as error:
+        sys.exit(f'apiphant upgrade: {error}')
+    for name in before:
+        if name != wheel.name:
+            (wheels / name).unlink()
+    if before.get(wheel.name) == wheel.read_bytes() and len(before) == 1:
+        print(f'apiphant upgrade: {wheel} is this apiphant already')
+        return
+    print(f'apiphant upgrade: {", ".join(before) or "no wheel"} -> {wheel}')
+    print('Next: .venv/bin/pip install --force-reinstall --no-deps deploy/wheels/apiphant-*.whl here, '
+          'and deploy/deploy.sh on the server.')

@@ -1,0 +1,1 @@
+"""myproduct: an apiphant product, served by `apiphant myproduct HOST:PORT`."""
