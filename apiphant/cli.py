@@ -108,7 +108,8 @@ def serve_alone(args):
 
 def _application(args, *, start=True):
     try:
-        return app(args.product, max_body_size=args.max_body_size, start=start)
+        return app(args.product, max_body_size=args.max_body_size, start=start, rate_limit=args.rate_limit,
+                   max_in_flight=args.max_in_flight)
     except (ProductError, ValueError) as error:  # ValueError: a route table that cannot be built
         sys.exit(f'apiphant: {error}')
 
@@ -134,7 +135,8 @@ def _serve(args, application, listener, pipe=None):
     try:
         serve(application, listener, name=args.product, shutdown_timeout=args.shutdown_timeout,
               access_log=access_log, log_format=args.log_format, pipe=pipe, head_timeout=args.head_timeout,
-              body_timeout=args.body_timeout, keepalive_timeout=args.keepalive_timeout)
+              body_timeout=args.body_timeout, keepalive_timeout=args.keepalive_timeout,
+              trusted_proxies=args.trusted_proxies)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -12,7 +12,8 @@ import re
 
 from apiphant.codec import decode, encode
 from apiphant.current import RequestContext, current, enter, leave
-from apiphant.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, status_line
+from apiphant.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, TooManyRequests, status_line
+from apiphant.limits import RateLimits, shed
 from apiphant.product import locate
 from apiphant.routing import Route, discover, start as start_providers
 
@@ -38,21 +39,37 @@ HEALTH = Route(path='/health', version='', target='', action='health', function=
                module=__name__, doc=health.__doc__, raw_environ=True, methods=('GET', 'POST'))
 
 
-def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True):
+def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=None, max_in_flight=0,
+        metrics=None, metrics_allow=()):
     """The WSGI application serving ``product`` (a directory or a package name),
-    with ``GET /health`` beside the product's routes. ``start=False`` leaves
-    the providers of actions unstarted (no database is touched), to list routes."""
+    with ``GET /health`` beside the product's routes, and ``GET /metrics`` when
+    given ``metrics`` (an apiphant.metrics.Metrics), for ``metrics_allow``.
+    ``start=False`` leaves the providers of actions unstarted (no database is
+    touched), to list routes. ``rate_limit`` (a limits.Rate) and
+    ``max_in_flight`` (0: no cap) hold for the product's actions."""
     routes = discover(locate(product))
     if start:
         start_providers(routes)
-    return Application({**routes, HEALTH.path: HEALTH}, max_body_size=max_body_size)
+    routes[HEALTH.path] = HEALTH
+    if metrics is not None:
+        from apiphant.metrics import route as metrics_route
+        metrics_route = metrics_route(metrics, metrics_allow)
+        routes[metrics_route.path] = metrics_route
+    return Application(routes, max_body_size=max_body_size, rate_limits=RateLimits(rate_limit),
+                       max_in_flight=max_in_flight, metrics=metrics)
 
 
 class Application:
-    def __init__(self, routes, *, max_body_size=DEFAULT_MAX_BODY_SIZE):
+    def __init__(self, routes, *, max_body_size=DEFAULT_MAX_BODY_SIZE, rate_limits=None, max_in_flight=0,
+                 metrics=None):
         self.routes = routes
         self.max_body_size = max_body_size
         self.new_request_id = request_ids()
+        self.rate_limits = rate_limits if rate_limits is not None and (
+            rate_limits.default or any(route.rate_limit for route in routes.values())) else None
+        self.max_in_flight = max_in_flight or float('inf')
+        self.in_flight = 0
+        self.metrics = metrics
 
     def request_id(self, given):
         """The client's X-Request-Id when it is sane, a new one otherwise."""
@@ -68,10 +85,16 @@ class Application:
                 raise NotFound()
             if method not in route.methods:
                 raise MethodNotAllowed(route.methods)
-            request = current().environ if route.raw_environ else decode(body)
-            if route.raw_response:
-                return _collect(route.function, request)
-            response = route.function(request)
+            if route.version:  # the product's actions; /health and /metrics are never held back
+                self.hold_back(route, context[2])
+            self.in_flight += 1
+            try:
+                request = current().environ if route.raw_environ else decode(body)
+                if route.raw_response:
+                    return _collect(route.function, request)
+                response = route.function(request)
+            finally:
+                self.in_flight -= 1
             if response is None:
                 return _OK, _NO_HEADERS, _EMPTY
             if isinstance(response, dict):
@@ -84,6 +107,21 @@ class Application:
             return self.crash(context)
         finally:
             leave(token)
+
+    def hold_back(self, route, client):
+        """Shed (503) when the process has too many requests in flight, and
+        429 when ``client`` is past its rate: both before any work."""
+        if self.in_flight >= self.max_in_flight:
+            if self.metrics is not None:
+                self.metrics.shed()
+            raise shed()
+        if self.rate_limits is not None:
+            try:
+                self.rate_limits.check(route, client)
+            except TooManyRequests:
+                if self.metrics is not None:
+                    self.metrics.limited()
+                raise
 
     def error(self, error, context):
         try:

@@ -107,7 +107,6 @@ class NotFound(_StatusError): status = 404
 class Conflict(_StatusError): status = 409
 class PayloadTooLarge(_StatusError): status = 413
 class UnprocessableEntity(_StatusError): status = 422
-class TooManyRequests(_StatusError): status = 429
 
 
 class MethodNotAllowed(_StatusError):
@@ -120,10 +119,14 @@ class MethodNotAllowed(_StatusError):
         self.headers = (('Allow', ', '.join(allow)),)
 
 
-class ServiceUnavailable(_StatusError):
-    status = 503
+class _RetryLater(_StatusError):
+    """A status that may say when to come back: ``Retry-After`` in seconds."""
 
     def __init__(self, error=None, retry_after=None):
         super().__init__(error)
         if retry_after is not None:
             self.headers = (('Retry-After', str(int(retry_after))),)
+
+
+class TooManyRequests(_RetryLater): status = 429
+class ServiceUnavailable(_RetryLater): status = 503

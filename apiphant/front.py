@@ -32,6 +32,7 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 
 from apiphant.current import Headers
 from apiphant.errors import STATUS_LINES, ApiError, PayloadTooLarge
+from apiphant.limits import Proxies
 
 __all__ = ['Front', 'Connection', 'Message', 'head', 'wsgi_environ']
 
@@ -84,8 +85,10 @@ class Front:
     """Serves ``application`` on ``listener``, a listening socket."""
 
     def __init__(self, application, listener, *, access_log=None, head_timeout=10.0,
-                 body_timeout=10.0, keepalive_timeout=75.0, heartbeat=None):
+                 body_timeout=10.0, keepalive_timeout=75.0, heartbeat=None, trusted_proxies=()):
         self.app = application
+        self.metrics = application.metrics
+        self.proxies = Proxies(trusted_proxies)
         self.routes = {path.encode('latin-1'): route for path, route in application.routes.items()}
         self.max_body_size = application.max_body_size
         self.head_timeout = head_timeout
@@ -111,7 +114,15 @@ class Front:
         self._reaper = gevent.spawn(self._reap)
 
     def _handle(self, sock, address):
-        Connection(self, sock, address).serve()
+        metrics = self.metrics
+        if metrics is None:
+            Connection(self, sock, address).serve()
+            return
+        metrics.connection_opened()
+        try:
+            Connection(self, sock, address).serve()
+        finally:
+            metrics.connection_closed()
 
     def _tick_date(self):
         self.date = time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime()).encode()
@@ -126,6 +137,8 @@ class Front:
             self._end_overdue(self.now)
             if self.access_log is not None:
                 self.access_log.flush()
+            if self.metrics is not None:
+                self.metrics.tick()
             if self.heartbeat is not None:
                 self.heartbeat()
 
@@ -164,13 +177,13 @@ class Message:
     kept until it is answered. ``length``, ``coding`` and ``expect`` are the
     framing headers, read while the head arrives."""
 
-    __slots__ = ('url', 'headers', 'given_id', 'length', 'coding', 'expect', 'body', 'method', 'keep_alive',
-                 'http10')
+    __slots__ = ('url', 'headers', 'given_id', 'length', 'coding', 'expect', 'forwarded_for', 'real_ip', 'body',
+                 'method', 'keep_alive', 'http10')
 
     def __init__(self, url):
         self.url = url
         self.headers = []  # (name, value) bytes, as they came
-        self.given_id = self.length = self.coding = self.expect = None
+        self.given_id = self.length = self.coding = self.expect = self.forwarded_for = self.real_ip = None
         self.body = b''
         self.method = None
         self.keep_alive = True
@@ -178,10 +191,11 @@ class Message:
 
 
 # Headers the front itself reads, by name as clients send them (else lower-cased).
-_LENGTH, _CODING, _EXPECT, _ID = range(4)
-_WATCHED = {b'content-length': _LENGTH, b'transfer-encoding': _CODING, b'expect': _EXPECT, b'x-request-id': _ID}
+_LENGTH, _CODING, _EXPECT, _ID, _FORWARDED_FOR, _REAL_IP = range(6)
+_WATCHED = {b'content-length': _LENGTH, b'transfer-encoding': _CODING, b'expect': _EXPECT, b'x-request-id': _ID,
+            b'x-forwarded-for': _FORWARDED_FOR, b'x-real-ip': _REAL_IP}
 _WATCHED.update({name.title(): slot for name, slot in _WATCHED.items()})
-_WATCHED[b'X-Request-ID'] = _ID
+_WATCHED.update({b'X-Request-ID': _ID, b'X-Real-IP': _REAL_IP})
 _WATCHED_SIZES = {len(name) for name in _WATCHED}
 
 # What a connection is doing, for its deadline (see Connection).
@@ -211,7 +225,7 @@ class Connection:
     deadline.
     """
 
-    __slots__ = ('front', 'sock', 'raw_send', 'client', 'parser', 'state', 'deadline', 'message', 'done',
+    __slots__ = ('front', 'sock', 'raw_send', 'client', 'via_proxy', 'parser', 'state', 'deadline', 'message', 'done',
                  'head_size')
 
     def __init__(self, front, sock, address):
@@ -220,6 +234,7 @@ class Connection:
         # gevent's socket wraps a non-blocking one; its send skips gevent's layers.
         self.raw_send = getattr(sock, '_sock', sock).send
         self.client = address[0] if isinstance(address, tuple) else str(address)
+        self.via_proxy = bool(front.proxies) and front.proxies.trusts(self.client)
         self.parser = HttpRequestParser(self)
         self.state = IDLE
         self.deadline = FOREVER
@@ -259,8 +274,12 @@ class Connection:
                 message.coding = value if message.coding is None else message.coding + b', ' + value
             elif slot == _EXPECT:
                 message.expect = value
-            else:
+            elif slot == _ID:
                 message.given_id = value
+            elif slot == _FORWARDED_FOR:  # each proxy may add its own line
+                message.forwarded_for = value if message.forwarded_for is None else message.forwarded_for + b',' + value
+            else:
+                message.real_ip = value
 
     def on_headers_complete(self):
         message = self.message
@@ -410,6 +429,8 @@ class Connection:
                 if close:
                     break
             if reject is not None and reject is not _CLOSE_QUIETLY and not close:
+                if self.front.metrics is not None:
+                    self.front.metrics.rejected(reject.status)
                 answers.append(head(_STATUS.get(reject.status_line) or reject.status_line.encode(), reject.headers,
                                     None, reject.body(), self.front.date, keep_alive=False))
             close = close or reject is not None
@@ -433,7 +454,8 @@ class Connection:
         front = self.front
         app = front.app
         access_log = front.access_log
-        started = time.perf_counter() if access_log is not None else 0
+        metrics = front.metrics
+        started = time.perf_counter() if access_log is not None or metrics is not None else 0
         url = message.url
         query = url.find(b'?')
         path = url if query < 0 else url[:query]
@@ -446,16 +468,23 @@ class Connection:
             route = front.routes.get(path)
         method = _METHODS.get(message.method) or message.method.decode('latin-1')
         given_id = message.given_id
+        client = front.proxies.client(self.client, message.forwarded_for, message.real_ip) if self.via_proxy \
+            else self.client
         request_id = app.new_request_id() if given_id is None else app.request_id(given_id.decode('latin-1'))
         # The arguments of the request's RequestContext, made only if something looks.
         if route is not None and route.raw_environ:
-            context = (request_id, route, self.client, None, None,
-                       lambda: wsgi_environ(message, method, self.client, front.address), message.headers)
+            context = (request_id, route, client, None, None,
+                       lambda: wsgi_environ(message, method, client, front.address), message.headers)
         else:
-            context = (request_id, route, self.client, None, None, None, message.headers)
+            context = (request_id, route, client, None, None, None, message.headers)
+        if metrics is not None:
+            metrics.request_started()
         status, extra, payload = app.respond(route, method, message.body, context)
+        if metrics is not None:
+            metrics.request_finished(route.path if route is not None else None, int(status[:3]),
+                                     time.perf_counter() - started)
         if access_log is not None:
-            access_log(self.client, method, path.decode('latin-1'), status, time.perf_counter() - started, request_id)
+            access_log(client, method, path.decode('latin-1'), status, time.perf_counter() - started, request_id)
         close = not message.keep_alive or must_close or (last and front.draining)  # draining: after the last answer
         status = _STATUS.get(status) or status.encode('latin-1')
         request_id = request_id.encode('latin-1')

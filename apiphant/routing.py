@@ -14,6 +14,7 @@ import pkgutil
 import re
 from dataclasses import dataclass
 
+from apiphant.limits import Rate
 from apiphant.product import import_module
 
 __all__ = ['Route', 'action', 'raw_environ', 'raw_response', 'discover', 'start', 'CONVENTIONAL']
@@ -40,6 +41,7 @@ class Route:
     raw_response: bool = False
     methods: tuple = ('POST',)
     provider: object = None  # the object that provided the action, with apiphant_start() maybe
+    rate_limit: object = None  # a limits.Rate of its own, instead of the product's
 
 
 def _provided(module):
@@ -65,13 +67,20 @@ def _mark(function, **spec):
     return function
 
 
-def action(function=None, *, name=None):
+def action(function=None, *, name=None, rate_limit=None):
     """Route a function under its own name (or ``name``) besides
-    create/read/update/delete: ``@action`` or ``@action(name='list')``."""
+    create/read/update/delete: ``@action`` or ``@action(name='list')``.
+    ``rate_limit='5/m'`` gives it a per-client rate of its own (also on
+    create/read/update/delete), instead of the product's."""
     if function is None:
-        return lambda function: action(function, name=name)
+        return lambda function: action(function, name=name, rate_limit=rate_limit)
     _check_function('action', function)
-    return _mark(function, name=name) if name is not None else _mark(function)
+    marks = {}
+    if name is not None:
+        marks['name'] = name
+    if rate_limit is not None:
+        marks['rate_limit'] = Rate(rate_limit)  # a bad rate stops start-up, naming it
+    return _mark(function, **marks)
 
 
 def raw_environ(function=None, *, methods=('POST',)):
@@ -152,7 +161,8 @@ def _collect(module, version, target, routes):
             path=path, version=version, target=target, action=action_name,
             function=function, module=module.__name__, doc=inspect.getdoc(function) or '',
             raw_environ=marks.get('raw_environ', False), raw_response=marks.get('raw_response', False),
-            methods=marks.get('methods', ('POST',)) if raw else ('POST',), provider=marks.get('provider'))
+            methods=marks.get('methods', ('POST',)) if raw else ('POST',), provider=marks.get('provider'),
+            rate_limit=marks.get('rate_limit'))
         found += 1
     if not found and not hasattr(module, '__path__'):
         log.warning('%s defines no action: looked for %s or @action functions',

@@ -61,12 +61,13 @@ def _beater(pipe):
 
 
 def serve(application, listener, *, name='apiphant', shutdown_timeout=8.0, access_log=None, log_format='text',
-          pipe=None, **timeouts):
+          pipe=None, **options):
     """Serve on ``listener`` (a listening socket) until SIGTERM (drain, then
     return) or SIGINT (KeyboardInterrupt). A worker tells its parent on
-    ``pipe`` (a file descriptor) when it serves, and beats each second."""
+    ``pipe`` (a file descriptor) when it serves, and beats each second.
+    ``options`` go to the Front: timeouts, trusted proxies."""
     front = Front(application, listener, access_log=AccessLog(access_log, log_format) if access_log else None,
-                  heartbeat=_beater(pipe) if pipe is not None else None, **timeouts)
+                  heartbeat=_beater(pipe) if pipe is not None else None, **options)
     stopping = gevent.event.Event()
 
     def on_sigterm():

@@ -47,6 +47,30 @@ def log_level(text):
     return level
 
 
+def natural(text):
+    if not str(text).isdigit():
+        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number (0 or more)')
+    return int(text)
+
+
+def networks(text):
+    from apiphant.limits import networks as parse
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def rate(text):
+    if str(text).strip().lower() in ('off', '', 'none'):
+        return None
+    from apiphant.limits import Rate
+    try:
+        return Rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def log_format(text):
     value = str(text).lower()
     if value not in ('text', 'json'):
@@ -92,6 +116,21 @@ SETTINGS = (
             'in CPU) before it is killed and replaced', seconds),
     Setting('reload', 'off', 'restart the workers when a file of the product changes '
             '(development)', switch),
+    Setting('trusted_proxies', '', 'addresses or networks of the proxies whose X-Forwarded-For and '
+            'X-Real-IP name the client (nginx in front: 127.0.0.1); from any other peer they are ignored',
+            networks),
+    Setting('rate_limit', 'off', 'requests each client may make, as a token bucket: 10/s, 100/m, '
+            '1000/h, optionally "burst N"; past it 429 with Retry-After (an action may have its own: '
+            '@action(rate_limit=...)); off: none', rate),
+    Setting('max_in_flight', '1000', 'requests a process works on at once; past it a new request '
+            'gets a fast 503 with Retry-After instead of queueing (0: no cap)', natural),
+    Setting('metrics', 'on', 'GET /metrics in Prometheus text format, for the clients of '
+            '--metrics-allow', switch),
+    Setting('metrics_allow', '127.0.0.1/8,::1', 'addresses or networks that may read /metrics '
+            '(judged on the real client, behind trusted proxies)', networks),
+    Setting('metrics_dir', '', 'a directory where each process of the product (API processes, the '
+            'scheduler) keeps its numbers, so that /metrics shows them all (a parent of --workers '
+            'makes one for its workers when empty)', commands=BOTH),
     Setting('log_level', 'info', 'debug, info, warning or error', log_level, BOTH),
     Setting('log_format', 'text', 'text: lines for people; json: one object per line (time, level, '
             'request id, route, status, duration, client) for log shippers', log_format, BOTH),
