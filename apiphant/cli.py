@@ -5,8 +5,10 @@ be the parent of workers, or serve alone; one small function each.
 """
 import argparse
 import os
+import shutil
 import socket
 import sys
+import tempfile
 
 from apiphant.dispatch import app
 from apiphant.logs import configure as configure_logging
@@ -94,11 +96,18 @@ def supervise_workers(args, argv):
     except ProductError as error:
         sys.exit(f'apiphant: {error}')
     listener = _listen(args.address)
+    shared = None
+    if args.metrics and not args.metrics_dir:  # the workers' numbers meet here, for /metrics
+        shared = tempfile.mkdtemp(prefix='apiphant-metrics-')
+        os.environ['APIPHANT_METRICS_DIR'] = shared
     try:
         sys.exit(supervise(argv, listener, args.workers, shutdown_timeout=args.shutdown_timeout,
                            stuck_timeout=args.stuck_timeout, watched=directory(package) if args.reload else None))
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 def serve_alone(args):
@@ -107,9 +116,13 @@ def serve_alone(args):
 
 
 def _application(args, *, start=True):
+    metrics = None
+    if start and args.metrics:
+        from apiphant import metrics as process_metrics
+        metrics = process_metrics.PROCESS = process_metrics.Metrics('api', args.metrics_dir or None)
     try:
         return app(args.product, max_body_size=args.max_body_size, start=start, rate_limit=args.rate_limit,
-                   max_in_flight=args.max_in_flight)
+                   max_in_flight=args.max_in_flight, metrics=metrics, metrics_allow=args.metrics_allow)
     except (ProductError, ValueError) as error:  # ValueError: a route table that cannot be built
         sys.exit(f'apiphant: {error}')
 
