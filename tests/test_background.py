@@ -234,6 +234,15 @@ def test_run_runs_one_task_once_and_exits_by_its_outcome(tmp_path):
     assert "no task 'nope' in bgproduct.api.background; its tasks: tick, slow, fails, hangs" in unknown.stderr
 
 
+def test_log_format_json_writes_one_object_a_line():
+    failed = run(PRODUCTS / 'bgproduct', '--run', 'fails', '--log-format', 'json', env={'BG_RECORDS': '/dev/null'})
+    assert failed.returncode == 1
+    failure, reported = [json.loads(line) for line in failed.stderr.splitlines()]
+    assert (failure['level'], failure['logger']) == ('error', 'apiphant.background')
+    assert failure['message'].startswith('Task fails failed:\nTraceback (most recent call last):\n')
+    assert (reported['level'], reported['message']) == ('info', 'on_error: OK.')
+
+
 def test_list_shows_tasks_and_periods_and_runs_nothing():
     listed = run(PRODUCTS / 'bgpackage', '--list')
     assert listed.returncode == 0, listed.stderr

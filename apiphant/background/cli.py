@@ -18,6 +18,7 @@ from datetime import timezone
 import gevent
 import gevent.event
 
+from apiphant import metrics
 from apiphant.background.claims import Alone, CannotStart, Claims, database_url, hold_lock
 from apiphant.background.scheduler import OK, Scheduler, call
 from apiphant.background.tasks import load
@@ -52,7 +53,7 @@ def parser():
 def main(argv=None):
     args_parser = parser()
     args = args_parser.parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     try:
         url = database_url(args.database_url)
     except ValueError as error:
@@ -73,7 +74,8 @@ def main(argv=None):
         elif args.run is not None:
             sys.exit(run_once(next(task for task in tasks if task.name == args.run), claims, on_error))
         else:
-            with contextlib.nullcontext() if url else hold_lock(args.lock_dir, package):
+            with contextlib.nullcontext() if url else hold_lock(args.lock_dir, package), \
+                    metrics.reporting('background', args.metrics_dir):
                 serve(Scheduler(tasks, claims, on_error), module, args.stop_timeout)
     except CannotStart as error:
         sys.exit(f'apiphant-background: {error}')
