@@ -29,7 +29,7 @@ setup(
     ],
     extras_require={
         'postgresql': ['psycopg[binary]>=3.1'],
-        'test': ['pytest>=8', 'docutils', 'psycopg[binary]>=3.1'],
+        'test': ['pytest>=8', 'docutils', 'psycopg[binary]>=3.1', 'prometheus-client'],
     },
     entry_points={'pytest11': ['apiphant = apiphant.pytest_plugin']},
     classifiers=[

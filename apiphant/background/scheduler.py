@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import gevent
 import gevent.event
 
+from apiphant import metrics
 from apiphant.background.schedule import after_run, due, slot_at, slot_start, wait
 from apiphant.background.tasks import Run, TaskTimeout, _current
 
@@ -152,3 +153,4 @@ class Scheduler:
         stats.runs += 1
         stats.failures += outcome != OK
         stats.last_duration, stats.last_outcome = duration, outcome
+        metrics.task_run(task.name, outcome != OK, duration)

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import sys
+import time
 from contextvars import ContextVar
 
 import gevent.lock
@@ -31,6 +32,7 @@ import sqlalchemy as sa
 from gevent.threadpool import ThreadPool
 from sqlalchemy import event, exc
 
+from apiphant import metrics
 from apiphant.crud import sqlite
 from apiphant.errors import ServiceUnavailable
 from apiphant.product import ProductError
@@ -152,7 +154,7 @@ class Database:
             yield current
             return
         with self._unavailable(), self._write_lock():
-            with self.engine.connect() as connection:
+            with self._checkout() as connection:
                 connection.execution_options(apiphant_write=True)
                 token = self._current.set(connection)
                 try:
@@ -169,17 +171,29 @@ class Database:
         if current is not None:
             yield current
             return
-        with self._unavailable(), self.engine.connect() as connection:
+        with self._unavailable(), self._checkout() as connection:
             if self.dialect != 'sqlite':
                 connection.execution_options(isolation_level='AUTOCOMMIT')
             yield connection
+
+    def _checkout(self):
+        """A connection of the pool; the time it took is a database wait."""
+        started = time.monotonic()
+        try:
+            return self.engine.connect()
+        finally:  # a wait that timed out counts too
+            metrics.database_wait(time.monotonic() - started)
 
     @contextlib.contextmanager
     def _write_lock(self):
         if self._writer is None:
             yield
             return
-        if not self._writer.acquire(timeout=self.wait):
+        started = time.monotonic()
+        turn = self._writer.acquire(timeout=self.wait)
+        metrics.database_wait(time.monotonic() - started)
+        if not turn:
+            metrics.database_unavailable()
             log.warning('%s: no turn to write within %ss', self, self.wait)
             raise ServiceUnavailable(retry_after=RETRY_AFTER)
         try:
@@ -192,11 +206,13 @@ class Database:
         try:
             yield
         except (exc.OperationalError, exc.TimeoutError) as error:
+            metrics.database_unavailable()
             log.warning('%s is unavailable: %s', self, _one_line(error))
             raise ServiceUnavailable(retry_after=RETRY_AFTER) from None
         except exc.DBAPIError as error:
             if not error.connection_invalidated:
                 raise
+            metrics.database_unavailable()
             log.warning('%s: connection lost: %s', self, _one_line(error))
             raise ServiceUnavailable(retry_after=RETRY_AFTER) from None
 

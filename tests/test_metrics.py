@@ -1,0 +1,287 @@
+"""apiphant.metrics: the exposition parsed with Prometheus's own parser;
+snapshots of other processes (alive, gone, a PID used twice) added up; the
+/metrics route and who may read it; then the real daemon after known traffic
+(alone and with --workers 2), the scheduler's runs, CRUD's waits and 503s.
+
+Counts are exact. Where another process's numbers arrive with its next
+snapshot (once a second), a test polls until they do, then checks them."""
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from apiphant import metrics as metrics_module
+from apiphant.dispatch import Application
+from apiphant.metrics import CONTENT_TYPE, FAMILIES, LOOPBACK, REQUEST_BUCKETS, Metrics, allows, reporting, route
+
+ECHO = '/api/v0/echo/read'
+
+
+def parse(text):
+    """``{(sample name, frozenset of labels): value}`` and ``{family: type}``."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    samples, types = {}, {}
+    for family in text_string_to_metric_families(text):
+        types[family.name] = family.type
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            assert key not in samples, f'{key} twice'
+            samples[key] = sample.value
+    return samples, types
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0)
+
+
+def matching(samples, name, **labels):
+    """The samples named ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return {key: found for key, found in samples.items() if key[0] == name and wanted <= key[1]}
+
+
+def scrape(server, **headers):
+    response = requests.get(server.url + '/metrics', headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers['Content-Type'] == CONTENT_TYPE
+    return parse(response.text)[0]
+
+
+def poll(server, done, timeout=20):
+    """Scrape until ``done(samples)``; the last samples either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape(server)
+        if done(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.2)
+
+
+# In process: the exposition
+
+
+def test_an_empty_registry_renders_every_family():
+    samples, types = parse(Metrics().render())
+    expected = {name.removesuffix('_total') if kind == 'counter' else name: kind for name, kind, _ in FAMILIES}
+    assert types == {f'apiphant_{name}': kind for name, kind in expected.items()}
+    for name in ('requests_shed_total', 'requests_limited_total', 'database_waits_total',
+                 'database_unavailable_total', 'requests_in_flight', 'connections_open'):
+        assert value(samples, f'apiphant_{name}') == 0
+    assert value(samples, 'apiphant_database_wait_seconds_count') == 0
+    assert value(samples, 'apiphant_process_start_time_seconds', kind='api', pid=str(os.getpid())) > 0
+    assert not matching(samples, 'apiphant_requests_total')
+
+
+def test_requests_by_route_and_status_with_their_buckets():
+    metrics = Metrics()
+    for seconds in (0.0004, 0.001, 0.003, 0.3, 12.0):
+        metrics.request_started()
+        metrics.request_finished(ECHO, 200, seconds)
+    metrics.request_started()
+    metrics.request_finished(ECHO, '400 Bad Request', 0.002)  # a status line counts as its code
+    metrics.request_started()
+    metrics.request_finished(None, 404, 0.0001)
+    metrics.request_started()  # still in flight
+    metrics.connection_opened()
+    metrics.connection_opened()
+    metrics.connection_closed()
+    metrics.rejected(413)
+    metrics.rejected(413)
+    metrics.rejected(505)
+    metrics.shed()
+    metrics.limited()
+    metrics.limited()
+    samples, _ = parse(metrics.render())
+    assert value(samples, 'apiphant_requests_total', route=ECHO, status='200') == 5
+    assert value(samples, 'apiphant_requests_total', route=ECHO, status='400') == 1
+    assert value(samples, 'apiphant_requests_total', route='none', status='404') == 1
+    assert len(matching(samples, 'apiphant_requests_total')) == 3
+    buckets = {dict(key[1])['le']: found for key, found in
+               matching(samples, 'apiphant_request_duration_seconds_bucket', route=ECHO).items()}
+    assert len(buckets) == len(REQUEST_BUCKETS) + 1
+    assert buckets['0.001'] == 2 and buckets['0.0025'] == 3 and buckets['0.005'] == 4
+    assert buckets['0.25'] == 4 and buckets['0.5'] == 5 and buckets['10.0'] == 5 and buckets['+Inf'] == 6
+    assert value(samples, 'apiphant_request_duration_seconds_count', route=ECHO) == 6
+    assert value(samples, 'apiphant_request_duration_seconds_sum', route=ECHO) == pytest.approx(12.3064)
+    assert value(samples, 'apiphant_request_duration_seconds_count', route='none') == 1
+    assert value(samples, 'apiphant_requests_in_flight') == 1
+    assert value(samples, 'apiphant_connections_open') == 1
+    assert value(samples, 'apiphant_requests_rejected_total', status='413') == 2
+    assert value(samples, 'apiphant_requests_rejected_total', status='505') == 1
+    assert value(samples, 'apiphant_requests_shed_total') == 1
+    assert value(samples, 'apiphant_requests_limited_total') == 2
+
+
+def test_database_and_tasks_report_through_the_process_metrics(monkeypatch):
+    metrics_module.database_wait(1.0)  # no Metrics in this process yet: nothing happens
+    monkeypatch.setattr(metrics_module, 'PROCESS', Metrics('background'))
+    metrics_module.database_wait(0.0002)
+    metrics_module.database_wait(0.7)
+    metrics_module.database_unavailable()
+    metrics_module.task_run('send', False, 0.5)
+    metrics_module.task_run('send', True, 20.0)
+    metrics_module.task_run('sweep', False, 0.001)
+    samples, _ = parse(metrics_module.PROCESS.render())
+    assert value(samples, 'apiphant_database_waits_total') == 2
+    assert value(samples, 'apiphant_database_wait_seconds_count') == 2
+    assert value(samples, 'apiphant_database_wait_seconds_bucket', le='0.5') == 1
+    assert value(samples, 'apiphant_database_wait_seconds_sum') == pytest.approx(0.7002)
+    assert value(samples, 'apiphant_database_unavailable_total') == 1
+    assert value(samples, 'apiphant_task_runs_total', task='send') == 2
+    assert value(samples, 'apiphant_task_failures_total', task='send') == 1
+    assert value(samples, 'apiphant_task_failures_total', task='sweep') == 0
+    assert value(samples, 'apiphant_task_duration_seconds_bucket', task='send', le='1.0') == 1
+    assert value(samples, 'apiphant_task_duration_seconds_sum', task='send') == 20.5
+    assert value(samples, 'apiphant_process_start_time_seconds', kind='background', pid=str(os.getpid())) > 0
+
+
+def test_label_values_are_escaped():
+    metrics = Metrics()
+    metrics.task_run('a "quoted"\\task\nname', False, 1.0)
+    samples, _ = parse(metrics.render())
+    assert value(samples, 'apiphant_task_runs_total', task='a "quoted"\\task\nname') == 1
+
+
+# In process: snapshots of several processes
+
+CHILD = '''
+import sys
+from apiphant.metrics import Metrics
+metrics = Metrics('api', sys.argv[1])
+for _ in range(3):
+    metrics.request_started()
+    metrics.request_finished('/api/v0/echo/read', 200, 0.002)
+metrics.request_started()
+metrics.connection_opened()
+metrics.rejected(431)
+metrics.tick()
+print('ticked', flush=True)
+if sys.argv[2] == 'stay':
+    sys.stdin.read()
+'''
+
+
+def test_snapshots_of_processes_alive_and_gone_add_up(tmp_path):
+    gone = subprocess.run([sys.executable, '-c', CHILD, str(tmp_path), 'go'], capture_output=True, text=True,
+                          timeout=30)
+    assert gone.stdout == 'ticked\n', gone.stderr
+    alive = subprocess.Popen([sys.executable, '-c', CHILD, str(tmp_path), 'stay'],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert alive.stdout.readline() == 'ticked\n'
+        mine = Metrics('api', tmp_path)
+        mine.request_started()
+        mine.request_finished(ECHO, 200, 0.5)
+        samples, _ = parse(mine.render())
+        assert value(samples, 'apiphant_requests_total', route=ECHO, status='200') == 7
+        assert value(samples, 'apiphant_request_duration_seconds_count', route=ECHO) == 7
+        assert value(samples, 'apiphant_request_duration_seconds_bucket', route=ECHO, le='0.0025') == 6
+        assert value(samples, 'apiphant_requests_rejected_total', status='431') == 2
+        assert value(samples, 'apiphant_requests_in_flight') == 1  # the child alive; the one gone no more
+        assert value(samples, 'apiphant_connections_open') == 1
+        started = matching(samples, 'apiphant_process_start_time_seconds')
+        assert {dict(labels)['pid'] for _, labels in started} == {str(os.getpid()), str(alive.pid)}
+    finally:
+        alive.stdin.close()
+        alive.wait(10)
+        alive.stdout.close()
+    samples, _ = parse(mine.render())
+    assert value(samples, 'apiphant_requests_total', route=ECHO, status='200') == 7  # never backward
+    assert value(samples, 'apiphant_requests_in_flight') == 0
+    assert len(matching(samples, 'apiphant_process_start_time_seconds')) == 1
+
+
+def test_a_pid_used_again_keeps_the_counts_of_the_first(tmp_path):
+    first = Metrics('api', tmp_path)
+    first.request_started()
+    first.request_finished(ECHO, 200, 0.01)
+    first.request_started()
+    first.tick()
+    second = Metrics('api', tmp_path)  # as a new process with the same PID would
+    [moved] = os.listdir(tmp_path)
+    assert re.fullmatch(rf'api-{os.getpid()}-\d+\.json', moved)
+    samples, _ = parse(second.render())
+    assert value(samples, 'apiphant_requests_total', route=ECHO, status='200') == 1
+    assert value(samples, 'apiphant_requests_in_flight') == 0
+    second.tick()
+    assert len(os.listdir(tmp_path)) == 2
+
+
+def test_tick_writes_whole_files_only_when_something_changed(tmp_path):
+    metrics = Metrics('api', tmp_path / 'made')
+    metrics.tick()
+    path = tmp_path / 'made' / f'api-{os.getpid()}.json'
+    written = os.stat(path).st_ino
+    metrics.tick()
+    assert os.stat(path).st_ino == written
+    metrics.shed()
+    metrics.tick()
+    assert os.stat(path).st_ino != written
+    assert os.listdir(tmp_path / 'made') == [path.name]  # no temporary file left
+    assert json.loads(path.read_bytes())['pid'] == os.getpid()
+
+
+def test_a_file_that_is_not_a_snapshot_is_skipped(tmp_path, caplog):
+    (tmp_path / 'api-1.json').write_text('{"half": ')
+    (tmp_path / 'notes.txt').write_text('not json')
+    metrics = Metrics('api', tmp_path)
+    metrics.limited()
+    samples, _ = parse(metrics.render())
+    assert value(samples, 'apiphant_requests_limited_total') == 1
+    assert 'api-1.json is not a snapshot' in caplog.text
+
+
+def test_kind_is_a_name():
+    with pytest.raises(ValueError, match='kind'):
+        Metrics('../api')
+
+
+def test_reporting_sets_the_process_metrics_and_writes_at_the_end(tmp_path):
+    with reporting('background', '') as nothing:
+        assert nothing is None and metrics_module.PROCESS is None
+    with reporting('background', str(tmp_path)) as metrics:
+        assert metrics_module.PROCESS is metrics
+        metrics_module.task_run('send', False, 0.1)
+    assert metrics_module.PROCESS is None
+    snapshot = json.loads((tmp_path / f'background-{os.getpid()}.json').read_bytes())
+    assert ['task_runs_total', [['task', 'send']], 1] in snapshot['counters']
+
+
+# In process: the route
+
+
+def wsgi(application, client, path='/metrics', method='GET'):
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer.update(status=status, headers=dict(headers))
+    body = b''.join(application({'REQUEST_METHOD': method, 'PATH_INFO': path, 'REMOTE_ADDR': client,
+                                 'wsgi.input': None}, start_response))
+    return answer['status'], answer['headers'], body
+
+
+def test_the_route_answers_allowed_clients_only():
+    metrics = Metrics()
+    metrics.shed()
+    application = Application({'/metrics': route(metrics, [ipaddress.ip_network('10.0.0.0/8'), *LOOPBACK])})
+    status, headers, body = wsgi(application, '10.1.2.3')
+    assert status == '200 OK' and headers['Content-Type'] == CONTENT_TYPE
+    assert value(parse(body)[0], 'apiphant_requests_shed_total') == 1
+    status, headers, body = wsgi(application, '203.0.113.9')
+    assert (status, json.loads(body)) == ('403 Forbidden', {'error': '403 Forbidden'})
+    assert wsgi(application, '127.0.0.1', method='POST')[0] == '405 Method Not Allowed'
+
+
+@pytest.mark.parametrize('client, allowed', [
+    ('127.0.0.1', True), ('127.8.9.10', True), ('::1', True), ('::ffff:127.0.0.1', True),
+    ('203.0.113.9', False), ('::2', False), (None, False), ('/run/apiphant.sock', False), ('', False)])
+def test_allows(client, allowed):
+    assert allows(LOOPBACK, client) is allowed
