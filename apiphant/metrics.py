@@ -109,6 +109,7 @@ class Metrics:
             self.path = os.path.join(self.directory, f'{kind}-{self.pid}.json')
             if os.path.exists(self.path):  # a process gone before us had our PID
                 os.replace(self.path, os.path.join(self.directory, f'{kind}-{self.pid}-{time.time_ns()}.json'))
+            self.tick()  # the others know of this process at once, not a second later
 
     # What the daemon counts, on its hot path: no allocation but a new key's.
 

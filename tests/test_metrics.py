@@ -9,9 +9,11 @@ import ipaddress
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -20,6 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from apiphant import metrics as metrics_module
 from apiphant.dispatch import Application
 from apiphant.metrics import CONTENT_TYPE, FAMILIES, LOOPBACK, REQUEST_BUCKETS, Metrics, allows, reporting, route
+from conftest import PRODUCTS, ROOT, raw_exchange
+from test_crud import ok, post
+from test_crud_faults import holding
 
 ECHO = '/api/v0/echo/read'
 
@@ -206,18 +211,16 @@ def test_a_pid_used_again_keeps_the_counts_of_the_first(tmp_path):
     first.request_started()
     first.tick()
     second = Metrics('api', tmp_path)  # as a new process with the same PID would
-    [moved] = os.listdir(tmp_path)
-    assert re.fullmatch(rf'api-{os.getpid()}-\d+\.json', moved)
+    mine = f'api-{os.getpid()}.json'
+    [moved] = set(os.listdir(tmp_path)) - {mine}
+    assert re.fullmatch(rf'api-{os.getpid()}-\d+\.json', moved) and (tmp_path / mine).exists()
     samples, _ = parse(second.render())
     assert value(samples, 'apiphant_requests_total', route=ECHO, status='200') == 1
     assert value(samples, 'apiphant_requests_in_flight') == 0
-    second.tick()
-    assert len(os.listdir(tmp_path)) == 2
 
 
 def test_tick_writes_whole_files_only_when_something_changed(tmp_path):
-    metrics = Metrics('api', tmp_path / 'made')
-    metrics.tick()
+    metrics = Metrics('api', tmp_path / 'made')  # its first snapshot written at once
     path = tmp_path / 'made' / f'api-{os.getpid()}.json'
     written = os.stat(path).st_ino
     metrics.tick()
@@ -285,3 +288,127 @@ def test_the_route_answers_allowed_clients_only():
     ('203.0.113.9', False), ('::2', False), (None, False), ('/run/apiphant.sock', False), ('', False)])
 def test_allows(client, allowed):
     assert allows(LOOPBACK, client) is allowed
+
+
+# The real daemon
+
+
+def test_known_traffic_is_counted_exactly(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto')
+    with requests.Session() as session:
+        for number in range(7):
+            assert session.post(server.url + ECHO, json={'n': number}, timeout=10).status_code == 200
+        for number in range(3):  # no route: counted as route "none", never under the path sent
+            assert session.post(f'{server.url}/api/v0/nothing{number}/read', timeout=10).status_code == 404
+        for _ in range(2):
+            assert session.post(server.url + ECHO, data=b'[1]', timeout=10).status_code == 400
+    too_large = raw_exchange(server, b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n'
+                             % (64 << 20))
+    assert too_large.startswith(b'HTTP/1.1 413 ')
+    bad_framing = raw_exchange(server, b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n'
+                               b'Content-Length: 3\r\n\r\n{}')
+    assert bad_framing.startswith(b'HTTP/1.1 400 ')
+    samples = scrape(server)
+    assert value(samples, 'apiphant_requests_total', route=ECHO, status='200') == 7
+    assert value(samples, 'apiphant_requests_total', route=ECHO, status='400') == 2
+    assert value(samples, 'apiphant_requests_total', route='none', status='404') == 3
+    assert len(matching(samples, 'apiphant_requests_total')) == 3
+    assert value(samples, 'apiphant_request_duration_seconds_count', route=ECHO) == 9
+    assert value(samples, 'apiphant_request_duration_seconds_bucket', route=ECHO, le='+Inf') == 9
+    assert value(samples, 'apiphant_requests_rejected_total', status='413') == 1
+    assert value(samples, 'apiphant_requests_rejected_total', status='400') == 1
+    assert value(samples, 'apiphant_requests_in_flight') == 1  # this scrape
+    assert value(samples, 'apiphant_connections_open') >= 1
+    assert value(samples, 'apiphant_process_start_time_seconds', kind='api', pid=str(server.pid)) > 0
+    again = scrape(server)
+    assert value(again, 'apiphant_requests_total', route='/metrics', status='200') == 1
+    assert value(again, 'apiphant_requests_total', route=ECHO, status='200') == 7
+
+
+def test_workers_add_up(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto', '--workers', '2')
+    for number in range(20):  # a connection each: both workers take some
+        assert requests.post(server.url + ECHO, json={'n': number}, timeout=10).status_code == 200
+
+    def both_counted(samples):
+        return (value(samples, 'apiphant_requests_total', route=ECHO, status='200') >= 20
+                and len(matching(samples, 'apiphant_process_start_time_seconds', kind='api')) == 2)
+    for _ in range(4):  # whichever worker answers, the same sums once the other's snapshot is in
+        samples = poll(server, both_counted)
+        assert value(samples, 'apiphant_requests_total', route=ECHO, status='200') == 20
+        pids = {dict(labels)['pid'] for _, labels in matching(samples, 'apiphant_process_start_time_seconds')}
+        assert len(pids) == 2 and str(server.pid) not in pids  # the workers, not their parent
+
+
+def test_scheduler_runs_show_in_the_api_metrics(apiphant_serve, tmp_path):
+    directory = tmp_path / 'metrics'
+    server = apiphant_serve(PRODUCTS / 'proto', env={'APIPHANT_METRICS_DIR': str(directory)})
+    log_path = tmp_path / 'background.log'
+    env = {key: found for key, found in os.environ.items() if not key.startswith('APIPHANT_')}
+    with open(log_path, 'wb') as log:
+        scheduler = subprocess.Popen(
+            [sys.executable, str(ROOT / 'bin' / 'apiphant-background'), str(PRODUCTS / 'bgproduct'),
+             '--lock-dir', str(tmp_path), '--log-level', 'debug'], stdout=subprocess.DEVNULL, stderr=log,
+            env={**env, 'BG_RECORDS': str(tmp_path / 'records'), 'APIPHANT_METRICS_DIR': str(directory)})
+    try:
+        samples = poll(server, lambda samples: all(
+            value(samples, 'apiphant_task_runs_total', task=task) >= 2 for task in ('tick', 'fails', 'hangs')))
+        assert value(samples, 'apiphant_task_failures_total', task='fails') >= 2
+        assert value(samples, 'apiphant_task_failures_total', task='tick') == 0
+        assert value(samples, 'apiphant_process_start_time_seconds', kind='background', pid=str(scheduler.pid)) > 0
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        assert scheduler.wait(30) == 0
+    text = log_path.read_text()
+    samples = scrape(server)  # the scheduler's last snapshot, written as it stopped
+    for task in ('tick', 'slow', 'fails', 'hangs'):
+        succeeded = len(re.findall(rf'Task {task}: OK\.', text))
+        failed = len(re.findall(rf'Task {task} (?:failed:|interrupted)', text))
+        assert value(samples, 'apiphant_task_runs_total', task=task) == succeeded + failed > 0, task
+        assert value(samples, 'apiphant_task_failures_total', task=task) == failed, task
+        assert value(samples, 'apiphant_task_duration_seconds_count', task=task) == succeeded + failed, task
+    assert value(samples, 'apiphant_task_duration_seconds_bucket', task='hangs', le='0.1') == 0  # its 0.3 s timeout
+    assert not matching(samples, 'apiphant_process_start_time_seconds', kind='background')  # gone
+
+
+def test_database_waits_and_503s(apiphant_serve, tmp_path):
+    server = apiphant_serve(PRODUCTS / 'crudproduct', env={
+        'APIPHANT_DATABASE_URL': f'sqlite:///{tmp_path}/metrics.sqlite3', 'APIPHANT_DATABASE_WAIT': '0.3',
+        'APIPHANT_DATABASE_POOL_SIZE': '1'})
+    existing = ok(server, 'tasks/create', {'title': 'there'})
+    before = scrape(server)
+    with ThreadPoolExecutor(1) as pool:
+        hold = pool.submit(ok, server, 'custom/hold', {'seconds': 1.2})  # the write turn and the one connection
+        holding(server)
+        assert post(server, 'tasks/create', {'title': 'late'}).status_code == 503  # waited 0.3 s for the turn
+        assert post(server, 'tasks/read', {'id': existing['id']}).status_code == 503  # and for the connection
+        hold.result()
+    after = scrape(server)
+
+    def long_waits(samples):
+        return (value(samples, 'apiphant_database_wait_seconds_count')
+                - value(samples, 'apiphant_database_wait_seconds_bucket', le='0.1'))
+    assert value(after, 'apiphant_database_unavailable_total') - value(before, 'apiphant_database_unavailable_total') == 2
+    assert long_waits(after) - long_waits(before) == 2
+    assert value(after, 'apiphant_database_waits_total') == value(after, 'apiphant_database_wait_seconds_count') > 4
+    assert value(after, 'apiphant_requests_total', route='/api/v0/tasks/create', status='503') == 1
+
+
+def test_a_client_outside_metrics_allow_gets_403(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto', env={'APIPHANT_TRUSTED_PROXIES': '127.0.0.1'})
+    far = requests.get(server.url + '/metrics', headers={'X-Forwarded-For': '203.0.113.9'}, timeout=10)
+    assert (far.status_code, far.json()) == (403, {'error': '403 Forbidden'})
+    samples = scrape(server, **{'X-Forwarded-For': '127.0.0.1'})
+    assert value(samples, 'apiphant_requests_total', route='/metrics', status='403') == 1
+
+
+def test_a_spoofed_address_from_an_untrusted_peer_is_not_believed(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto', '--metrics-allow', '10.0.0.0/8')
+    near = requests.get(server.url + '/metrics', headers={'X-Forwarded-For': '10.1.2.3'}, timeout=10)
+    assert near.status_code == 403
+
+
+def test_metrics_off(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto', env={'APIPHANT_METRICS': 'off'})
+    assert requests.get(server.url + '/metrics', timeout=10).status_code == 404
+    assert requests.post(server.url + ECHO, json={}, timeout=10).status_code == 200
