@@ -12,6 +12,8 @@
 # a request that reached a process is answered by it. The scheduler restarts
 # last, if it runs. deploy.sh runs this when the code or the virtualenv changed.
 #
+#     --help, -h   this
+#
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
@@ -19,6 +21,12 @@ DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 source "$DEPLOY_DIR/settings.sh"
 source "$DEPLOY_DIR/functions.sh"
 
+for argument; do
+    case $argument in
+        --help | -h) usage; exit 0 ;;
+        *) refuse "$argument" ;;
+    esac
+done
 require_root
 supervisor_up || fail "supervisord is not running: deploy.sh starts it"
 

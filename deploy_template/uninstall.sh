@@ -5,10 +5,14 @@
 #
 # the supervisor programs (stopped as on any stop: requests in flight
 # finish), the nginx site, the logrotate config, /opt/myproduct with its code,
-# virtualenv, logs and data, and the system user. supervisord and nginx are
+# virtualenv, logs and data, /etc/myproduct with its secrets, and the system
+# user. supervisord and nginx are
 # stopped if deploy.sh started them and nothing else is configured in them;
 # Debian's default nginx site comes back if deploy.sh disabled it. The apt
 # packages stay: other things may use them.
+#
+#     --yes        remove without asking (otherwise it asks on a terminal)
+#     --help, -h   this
 #
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
@@ -17,9 +21,17 @@ DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 source "$DEPLOY_DIR/settings.sh"
 source "$DEPLOY_DIR/functions.sh"
 
+confirmed=
+for argument; do
+    case $argument in
+        --help | -h) usage; exit 0 ;;
+        --yes) confirmed=1 ;;
+        *) refuse "$argument" ;;
+    esac
+done
 require_root
-check_settings
-if [[ ${1:-} != --yes ]]; then
+check_product
+if [[ ! $confirmed ]]; then
     [[ -t 0 ]] || fail "this removes $PRODUCT_DIR with its logs and data: run uninstall.sh --yes"
     read -r -p "Remove $PRODUCT and its data in $PRODUCT_DIR? Type $PRODUCT to confirm: " answer
     [[ $answer == "$PRODUCT" ]] || fail "not confirmed: nothing removed"
@@ -87,6 +99,11 @@ fi
 if [[ -d $PRODUCT_DIR ]]; then
     step "files: removing $PRODUCT_DIR"
     rm -rf "$PRODUCT_DIR"
+fi
+
+if [[ -d $SECRETS_DIR ]]; then
+    step "secrets: removing $SECRETS_DIR"
+    rm -rf "$SECRETS_DIR"
 fi
 
 if getent passwd "$PRODUCT" >/dev/null; then

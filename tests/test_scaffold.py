@@ -68,7 +68,7 @@ def test_scripts_are_executable_and_nothing_else(shop):
         path = shop / name
         assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.read_text().startswith('#!') else 0o644), path
     assert {path.name for path in (shop / 'deploy').glob('*.sh') if os.access(path, os.X_OK)} == {
-        'deploy.sh', 'reload.sh', 'quick-test.sh', 'uninstall.sh'}
+        'deploy.sh', 'reload.sh', 'quick-test.sh', 'uninstall.sh', 'as-product.sh'}
 
 
 def test_the_generated_tests_pass_and_git_ignores_what_they_leave(shop):
