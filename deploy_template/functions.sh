@@ -208,6 +208,8 @@ import urllib.request
 
 method, url, body, host, insecure = (sys.argv[1:] + ['', '', ''])[:5]
 request = urllib.request.Request(url, data=body.encode() if body else None, method=method)
+if body:
+    request.add_header('Content-Type', 'application/json')
 if host:
     request.add_header('Host', host)
 context = ssl._create_unverified_context() if insecure else ssl.create_default_context()
