@@ -290,7 +290,9 @@ as_product() {
         "$PRODUCT_DIR/deploy/as-product.sh" "$@" 2>&1)
 }
 if [[ $DRY_RUN ]]; then
-    dry "check, as $PRODUCT, that the product imports, and whether it has @seconds tasks"
+    if ((WOULD)); then
+        dry "check, as $PRODUCT, that the product imports, and whether it has @seconds tasks"
+    fi
     background_autostart=$(awk '/^\[/ { b = /-background\]$/ } b && sub(/^autostart=/, "")' \
         "$SUPERVISOR_CONF" 2>/dev/null || true)
     background_autostart=${background_autostart:-true}
