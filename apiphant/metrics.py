@@ -71,7 +71,7 @@ FAMILIES = (
     ('task_duration_seconds', 'histogram', 'Time of the runs of a task, by task.'),
     ('process_start_time_seconds', 'gauge', 'Start time of each process alive, in seconds since the epoch.'),
 )
-_TYPES = {name: kind for name, kind, _ in FAMILIES}
+_bucket = bisect.bisect_left  # the index of the first bound >= a value: its bucket
 
 
 def _histogram(bounds):
@@ -92,8 +92,8 @@ class Metrics:
         self.started = time.time()
         self.in_flight = 0
         self.connections = 0
-        self.requests = {}  # (route path or None, status): count
-        self.durations = {}  # route path or None: _histogram(REQUEST_BUCKETS)
+        # (route path or None, status): _histogram(REQUEST_BUCKETS), whose counts add up to the requests
+        self.requests = {}
         self.rejections = {}  # status: count
         self.shed_count = 0
         self.limited_count = 0
@@ -126,17 +126,12 @@ class Metrics:
         """``route``: the route's path, or None when none matched; ``status``:
         an int, or the status line (``'200 OK'``), which saves its caller an int()."""
         self.in_flight -= 1
-        requests = self.requests
         key = (route, status)
         try:
-            requests[key] += 1
+            histogram = self.requests[key]
         except KeyError:
-            requests[key] = 1
-        try:
-            histogram = self.durations[route]
-        except KeyError:
-            histogram = self.durations[route] = _histogram(REQUEST_BUCKETS)
-        histogram[bisect.bisect_left(REQUEST_BUCKETS, seconds)] += 1
+            histogram = self.requests[key] = _histogram(REQUEST_BUCKETS)
+        histogram[_bucket(REQUEST_BUCKETS, seconds)] += 1
         histogram[-1] += seconds
 
     def rejected(self, status):
@@ -152,7 +147,7 @@ class Metrics:
 
     def database_wait(self, seconds):
         waits = self.waits
-        waits[bisect.bisect_left(WAIT_BUCKETS, seconds)] += 1
+        waits[_bucket(WAIT_BUCKETS, seconds)] += 1
         waits[-1] += seconds
 
     def database_unavailable(self):
@@ -165,7 +160,7 @@ class Metrics:
         counts[0] += 1
         counts[1] += bool(failed)
         histogram = counts[2]
-        histogram[bisect.bisect_left(TASK_BUCKETS, seconds)] += 1
+        histogram[_bucket(TASK_BUCKETS, seconds)] += 1
         histogram[-1] += seconds
 
     # Snapshots and the exposition.
@@ -175,15 +170,19 @@ class Metrics:
         ``counters`` and ``gauges`` as ``[family, labels, value]``,
         ``histograms`` as ``[family, labels, bounds, counts, sum]``, labels as
         ``[[name, value], ...]``."""
-        counters = [['requests_total', [['route', _route(route)], ['status', _status(status)]], count]
-                    for (route, status), count in self.requests.items()]
+        counters, durations = [], {}
+        for (route, status), counts in self.requests.items():
+            route = _route(route)
+            counters.append(['requests_total', [['route', route], ['status', _status(status)]], sum(counts[:-1])])
+            found = durations.get(route)
+            durations[route] = counts if found is None else [mine + more for mine, more in zip(found, counts)]
         counters += [['requests_rejected_total', [['status', _status(status)]], count]
                      for status, count in self.rejections.items()]
         counters += [['requests_shed_total', [], self.shed_count], ['requests_limited_total', [], self.limited_count],
                      ['database_waits_total', [], sum(self.waits[:-1])],
                      ['database_unavailable_total', [], self.unavailable]]
         histograms = [['request_duration_seconds', [['route', _route(route)]], REQUEST_BUCKETS, counts[:-1], counts[-1]]
-                      for route, counts in self.durations.items()]
+                      for route, counts in durations.items()]
         histograms.append(['database_wait_seconds', [], WAIT_BUCKETS, self.waits[:-1], self.waits[-1]])
         for task, (runs, failures, counts) in self.tasks.items():
             counters += [['task_runs_total', [['task', task]], runs], ['task_failures_total', [['task', task]], failures]]
