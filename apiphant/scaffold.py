@@ -145,9 +145,10 @@ def _distribution():
     except importlib.metadata.PackageNotFoundError:
         raise ScaffoldError('apiphant runs without being installed (no metadata): install it, '
                             'e.g. pip install -e CHECKOUT') from None
-    if not distribution.version.split('.')[0].isdigit() or int(distribution.version.split('.')[0]) < 1:
+    # Its dependencies go into the wheel: they must be the running version's.
+    if distribution.version != __version__:
         raise ScaffoldError(f'the apiphant installed here is {distribution.version}, not the running '
-                            f'{__version__}: reinstall the running one')
+                            f'{__version__}: reinstall the running one (e.g. pip install -e CHECKOUT)')
     return distribution
 
 

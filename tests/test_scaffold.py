@@ -284,3 +284,14 @@ def test_an_installed_apiphant_writes_the_same_product_and_wheel(shop, tmp_path)
     template = subprocess.run([str(python), '-c', 'from apiphant import scaffold; print(scaffold.template_dir())'],
                               cwd=tmp_path, capture_output=True, text=True)
     assert template.stdout.strip().startswith(str(environment)), template.stdout + template.stderr
+
+
+def test_the_wheel_refuses_metadata_of_another_version(tmp_path, monkeypatch):
+    """The wheel carries the installed metadata's dependencies: they must be
+    those of the running version (an editable install not reinstalled after
+    a version change would lend it old ones)."""
+    monkeypatch.setattr(scaffold, '__version__', '9.9.9')
+    with pytest.raises(scaffold.ScaffoldError, match=f'the apiphant installed here is {__version__}, not the '
+                       'running 9.9.9: reinstall the running one'):
+        scaffold.build_wheel(tmp_path)
+    assert list(tmp_path.iterdir()) == []
