@@ -392,7 +392,8 @@ def start(stack, application, phases, seams, timed):
         return listener.getsockname(), lambda: front.drain(1.0)
     sys.path.insert(0, PEERS)
     loop = importlib.import_module('httptools_loop')
-    loop.LEAN, loop.NAME = stack == 'lean', stack
+    loop.NODELAY = loop.YIELD = stack == 'lean'
+    loop.NAME = stack
     stream = StreamServer(listener, loop.handle)
     stream.start()
     return listener.getsockname(), stream.stop

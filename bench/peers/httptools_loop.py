@@ -1,11 +1,12 @@
 """Peer: the bare httptools loop, the headroom of an HTTP front on gevent.
 
-Usage: python httptools_loop.py PORT [--lean]
+Usage: python httptools_loop.py PORT [--lean | --nodelay | --yield]
 A gevent StreamServer parsing with httptools (llhttp), echoing the JSON body
 through orjson with one sendall per batch of requests: no routing, no WSGI,
 no request object, no error handling. ``--lean`` is the loop issue 10 holds
 apiphant to (at least 0.8x): it also sets TCP_NODELAY on each connection and
-yields to the hub after each batch, so the next read rarely finds nothing.
+yields to the hub after each batch, so the next read rarely finds nothing
+(``--nodelay`` and ``--yield`` do one of the two, to tell their effects apart).
 """
 import socket
 import sys
@@ -20,8 +21,9 @@ from gevent.server import StreamServer  # noqa: E402
 from httptools import HttpRequestParser  # noqa: E402
 
 HEAD = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n'
-LEAN = '--lean' in sys.argv[2:]
-NAME = 'lean' if LEAN else 'loop'
+NODELAY = bool({'--lean', '--nodelay'} & set(sys.argv[2:]))
+YIELD = bool({'--lean', '--yield'} & set(sys.argv[2:]))
+NAME = 'lean' if NODELAY and YIELD else 'loop'
 
 
 class Protocol:
@@ -38,7 +40,7 @@ class Protocol:
 
 
 def handle(sock, address):
-    if LEAN:
+    if NODELAY:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     protocol = Protocol()
     parser = HttpRequestParser(protocol)
@@ -57,7 +59,7 @@ def handle(sock, address):
                     out.append(HEAD % len(payload) + payload)
                 protocol.done.clear()
                 sock.sendall(b''.join(out))
-                if LEAN:
+                if YIELD:
                     gevent.sleep(0)
     except ConnectionResetError:
         pass
