@@ -215,6 +215,11 @@ def test_deploy_https_crud_reload_kill_postgresql_uninstall(tmp_path):
         plain = requests.post(f'http://127.0.0.1:{listen_port}/api/v0/echo/read', json={}, allow_redirects=False)
         assert (plain.status_code, plain.headers['Location']) == (301, url)
         assert https.get(f'{base}/metrics').status_code == 404
+        checked, _ = run(deploy / 'quick-test.sh', env, '-k', base)  # any URL, as a client elsewhere would
+        assert checked == f'quick-test.sh: POST {url} {{"hello": "world"}} -> 200 {{"hello":"world","server":"{name}"}}\n'
+        untrusted = subprocess.run([str(deploy / 'quick-test.sh'), base], capture_output=True, text=True, timeout=60)
+        assert untrusted.returncode == 1 and 'the certificate is not trusted here (--insecure for a self-signed ' \
+            'one)' in untrusted.stderr, untrusted.stderr
         too_large = https.post(url, data=b'{}' + b' ' * (1 << 20))
         assert (too_large.status_code, too_large.json()) == (413, {'error': '413 Content Too Large'})
 

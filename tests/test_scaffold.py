@@ -295,3 +295,17 @@ def test_the_wheel_refuses_metadata_of_another_version(tmp_path, monkeypatch):
                        'running 9.9.9: reinstall the running one'):
         scaffold.build_wheel(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_setup_py_packages_both_templates(tmp_path):
+    """A wheel built by pip from this checkout (``pip install .``, not
+    editable) holds every template file in the package, where an installed
+    ``apiphant new`` looks for them."""
+    build = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--use-pep517',
+                            '-w', str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr
+    with zipfile.ZipFile(next(tmp_path.glob('apiphant-*.whl'))) as wheel:
+        names = set(wheel.namelist())
+    for template in (PRODUCT, DEPLOY):
+        for name in template_files(template):
+            assert f'apiphant/{template.name}/{name}' in names
