@@ -74,11 +74,13 @@ def run(script, env, *args, timeout=300):
 
 
 class ClientLoop:
-    """POST echo through nginx in a thread until stopped (bounded in count and
-    time), counting answers and failures."""
+    """POST through nginx in a thread until stopped (bounded in count and
+    time), counting answers and failures: echo by default (the answer has the
+    request's ``n``), or ``body`` with the answer ``expected``."""
 
-    def __init__(self, url, verify=True, limit=20000, seconds=120):
+    def __init__(self, url, verify=True, body=None, expected=None, limit=20000, seconds=120):
         self.url, self.verify, self.limit, self.seconds = url, verify, limit, seconds
+        self.body, self.expected = body, expected
         self.count, self.failures = 0, []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -90,9 +92,10 @@ class ClientLoop:
             session.verify = self.verify
             while not self._stop.is_set() and self.count < self.limit and time.monotonic() < deadline:
                 self.count += 1
+                body = self.body or {'n': self.count}
                 try:
-                    answer = session.post(self.url, json={'n': self.count}, timeout=30)
-                    if answer.status_code != 200 or answer.json().get('n') != self.count:
+                    answer = session.post(self.url, json=body, timeout=30)
+                    if answer.status_code != 200 or answer.json() != (self.expected or answer.json() | body):
                         self.failures.append(f'{answer.status_code} {answer.text[:200]}')
                 except (requests.RequestException, ValueError) as error:
                     self.failures.append(repr(error))
@@ -300,6 +303,25 @@ def test_deploy_https_crud_reload_kill_postgresql_uninstall(tmp_path):
             f'{name}-api:{api_port}', f'{name}-api:{api_port + 1}', f'{name}-background'}
         conf = Path(f'/etc/supervisor/conf.d/{name}.conf').read_text()
         assert conf.count(f'APIPHANT_DATABASE_URL="{database_url.replace("%", "%%")}"') == 2
+        # The scheduler prepares its claims where the API keeps its rows.
+        assert eventually(lambda: database.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
+            "AND table_name = 'apiphant_task_claims'", (schema,)).fetchone()[0] == 1, 30)
+
+        # Reload and kill -9 again, now with every request reading PostgreSQL.
+        read = dict(url=f'{base}/api/v0/notes/read', verify=str(certificate), body={'id': note.json()['id']},
+                    expected=note.json())
+        with ClientLoop(**read) as loop:
+            _, timings['reload on PostgreSQL'] = run(deploy / 'reload.sh', env)
+        print(f'reload on PostgreSQL: {loop.count} requests, {len(loop.failures)} failed')
+        assert loop.failures == [] and loop.count >= 50
+        process, pid = api_pids(name)[0]
+        with ClientLoop(**read) as loop:
+            os.kill(int(pid), signal.SIGKILL)
+            assert replaced(name, process, int(pid))
+            time.sleep(1)
+        print(f'kill -9 on PostgreSQL: {loop.count} requests, {len(loop.failures)} failed')
+        assert loop.failures == [] and loop.count >= 50
 
         subprocess.run(['supervisorctl', 'stop', f'{name}-api:*'], check=True, capture_output=True)
         down = https.post(url, json={}, headers={'X-Request-Id': 'e2e-2'})
