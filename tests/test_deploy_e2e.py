@@ -272,7 +272,9 @@ def test_deploy_https_crud_reload_kill_postgresql_uninstall(tmp_path):
             os.kill(int(pid), signal.SIGKILL)
             assert replaced(name, process, int(pid))
             time.sleep(1)
-        print(f'kill -9: {loop.count} requests, {len(loop.failures)} failed')
+        errors = (Path('/opt') / name / 'log' / 'nginx-error.log').read_text()
+        replayed = len(re.findall(r'prematurely closed|reset by peer', errors))
+        print(f'kill -9: {loop.count} requests, {len(loop.failures)} failed, {replayed} cut off and replayed')
         assert loop.failures == []
         assert loop.count >= 50
 
