@@ -122,7 +122,8 @@ def _application(args, *, start=True):
         metrics = process_metrics.PROCESS = process_metrics.Metrics('api', args.metrics_dir or None)
     try:
         return app(args.product, max_body_size=args.max_body_size, start=start, rate_limit=args.rate_limit,
-                   max_in_flight=args.max_in_flight, metrics=metrics, metrics_allow=args.metrics_allow)
+                   max_in_flight=args.max_in_flight, metrics=metrics, metrics_allow=args.metrics_allow,
+                   require_json=args.require_json)
     except (ProductError, ValueError) as error:  # ValueError: a route table that cannot be built
         sys.exit(f'apiphant: {error}')
 

@@ -12,7 +12,8 @@ import re
 
 from apiphant.codec import decode, encode
 from apiphant.current import RequestContext, current, enter, leave
-from apiphant.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, TooManyRequests, status_line
+from apiphant.errors import (ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, TooManyRequests,
+                             UnsupportedMediaType, status_line)
 from apiphant.limits import RateLimits, shed
 from apiphant.product import locate
 from apiphant.routing import Route, discover, start as start_providers
@@ -40,13 +41,14 @@ HEALTH = Route(path='/health', version='', target='', action='health', function=
 
 
 def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=None, max_in_flight=0,
-        metrics=None, metrics_allow=()):
+        metrics=None, metrics_allow=(), require_json=True):
     """The WSGI application serving ``product`` (a directory or a package name),
     with ``GET /health`` beside the product's routes, and ``GET /metrics`` when
     given ``metrics`` (an apiphant.metrics.Metrics), for ``metrics_allow``.
     ``start=False`` leaves the providers of actions unstarted (no database is
     touched), to list routes. ``rate_limit`` (a limits.Rate) and
-    ``max_in_flight`` (0: no cap) hold for the product's actions."""
+    ``max_in_flight`` (0: no cap) hold for the product's actions;
+    ``require_json=False`` lets a body without a JSON Content-Type in."""
     routes = discover(locate(product))
     if start:
         start_providers(routes)
@@ -56,12 +58,12 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
         metrics_route = metrics_route(metrics, metrics_allow)
         routes[metrics_route.path] = metrics_route
     return Application(routes, max_body_size=max_body_size, rate_limits=RateLimits(rate_limit),
-                       max_in_flight=max_in_flight, metrics=metrics)
+                       max_in_flight=max_in_flight, metrics=metrics, require_json=require_json)
 
 
 class Application:
     def __init__(self, routes, *, max_body_size=DEFAULT_MAX_BODY_SIZE, rate_limits=None, max_in_flight=0,
-                 metrics=None):
+                 metrics=None, require_json=True):
         self.routes = routes
         self.max_body_size = max_body_size
         self.new_request_id = request_ids()
@@ -70,15 +72,17 @@ class Application:
         self.max_in_flight = max_in_flight or float('inf')
         self.in_flight = 0
         self.metrics = metrics
+        self.require_json = require_json
 
     def request_id(self, given):
         """The client's X-Request-Id when it is sane, a new one otherwise."""
         return given if given and _CLIENT_ID(given) else self.new_request_id()
 
-    def respond(self, route, method, body, context):
+    def respond(self, route, method, body, content_type, context):
         """``(status line, extra headers, body)`` for a request to ``route``
-        (None: no such route) whose body has been read. ``context`` holds the
-        arguments of its RequestContext, made if an action looks."""
+        (None: no such route) whose body has been read, with its Content-Type
+        (bytes, or None). ``context`` holds the arguments of its
+        RequestContext, made if an action looks."""
         token = enter(context)
         try:
             if route is None:
@@ -87,6 +91,9 @@ class Application:
                 raise MethodNotAllowed(route.methods)
             if route.version:  # the product's actions; /health and /metrics are never held back
                 self.hold_back(route, context[2])
+            if self.require_json and not route.raw_environ and (body or content_type is not None) \
+                    and not json_media_type(content_type):
+                raise UnsupportedMediaType(NOT_JSON)
             self.in_flight += 1
             try:
                 request = current().environ if route.raw_environ else decode(body)
@@ -103,7 +110,7 @@ class Application:
                             f'{type(response).__name__}, an action should return a dict or None')
         except ApiError as error:
             return self.error(error, context)
-        except Exception:
+        except BaseException:  # SystemExit, a gevent.Timeout, GreenletExit too: the process serves on
             return self.crash(context)
         finally:
             leave(token)
@@ -163,7 +170,9 @@ class Application:
                 except ApiError as error:
                     headers.append(_CLOSE)  # the body is left unread
                     return self._finish(start_response, headers, *self.error(error, context))
-        return self._finish(start_response, headers, *self.respond(route, method, body, context))
+        content_type = environ.get('CONTENT_TYPE')
+        return self._finish(start_response, headers, *self.respond(
+            route, method, body, content_type.encode('latin-1') if content_type else None, context))
 
     @staticmethod
     def _finish(start_response, headers, status, extra, body):
@@ -188,6 +197,29 @@ class Application:
                 raise PayloadTooLarge()
             return body
         return b''
+
+
+NOT_JSON = 'Request content should be JSON: send Content-Type: application/json'
+_JSON_TYPES = {}  # Content-Type as sent: whether it is JSON
+
+
+def json_media_type(content_type):
+    """Whether a Content-Type (bytes) is JSON in UTF-8: ``application/json``
+    or ``application/<anything>+json``, with no charset but UTF-8. A form or
+    ``text/plain``, which browsers send across sites without asking first,
+    is not."""
+    if content_type is None:
+        return False
+    known = _JSON_TYPES.get(content_type)
+    if known is None:
+        media, *parameters = content_type.decode('latin-1').lower().split(';')
+        kind, _, subtype = media.strip().partition('/')
+        known = kind == 'application' and (subtype == 'json' or subtype.endswith('+json')) and all(
+            value.strip().strip('"') in ('utf-8', 'utf8') for name, _, value in
+            (parameter.partition('=') for parameter in parameters) if name.strip() == 'charset')
+        if len(_JSON_TYPES) < 1000:
+            _JSON_TYPES[content_type] = known
+    return known
 
 
 def request_ids():

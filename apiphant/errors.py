@@ -12,7 +12,7 @@ from apiphant.request import Request
 
 __all__ = [
     'ApiError', 'BadRequest', 'Missing', 'Invalid', 'Unauthorized', 'Forbidden',
-    'NotFound', 'MethodNotAllowed', 'Conflict', 'PayloadTooLarge',
+    'NotFound', 'MethodNotAllowed', 'Conflict', 'PayloadTooLarge', 'UnsupportedMediaType',
     'UnprocessableEntity', 'TooManyRequests', 'ServiceUnavailable', 'status_line', 'status_body',
 ]
 
@@ -106,6 +106,7 @@ class Forbidden(_StatusError): status = 403
 class NotFound(_StatusError): status = 404
 class Conflict(_StatusError): status = 409
 class PayloadTooLarge(_StatusError): status = 413
+class UnsupportedMediaType(_StatusError): status = 415
 class UnprocessableEntity(_StatusError): status = 422
 
 

@@ -9,14 +9,21 @@ it completed, in order, in one write. Rules:
    Transfer-Encoding not ending in chunked, bare LF, obs-fold, bad header
    names and bad chunk sizes are 400 and the connection is closed. A
    transfer coding other than chunked is 501.
+   HTTP/1.1 needs exactly one Host header; HTTP/1.0 has no chunked bodies.
+   A content coding (``Content-Encoding: gzip``) is 415.
 2. Limits: request line 8,190 bytes (414); a header 8,190 bytes, 100
    headers, or a head of 64 KiB (431); the body limit of the application (413,
    answered before the body is read, instead of ``100 Continue``).
 3. Deadlines, kept by one reaper greenlet ticking each second: the head must
    arrive whole within ``head_timeout`` of its first byte (however slowly
-   bytes trickle), the body must not stall for ``body_timeout``, a keep-alive
-   connection may idle ``keepalive_timeout``. A response that cannot be sent
-   within ``body_timeout`` ends the connection too.
+   bytes trickle), and a new connection's first byte within ``head_timeout``
+   too; the body within ``body_timeout`` plus a second per MIN_BODY_RATE
+   bytes received (a body trickling in is cut, a large one arriving steadily
+   is not); a keep-alive connection may idle ``keepalive_timeout``; a
+   response whose reader takes no byte for ``body_timeout`` is cut, and the
+   cut is logged.
+5. Every answer says ``X-Content-Type-Options: nosniff`` and, unless it
+   says otherwise, ``Cache-Control: no-store``.
 4. What the front rejects itself is an ApiError, raised in llhttp's
    callbacks, so it has the application's JSON shape.
 """
@@ -44,12 +51,14 @@ MAX_HEADERS = 100
 MAX_HEAD = 64 << 10
 FOREVER = float('inf')
 DRAIN_GRACE = 1.0
+MIN_BODY_RATE = 8192  # bytes a second a body may not fall below, after its first body_timeout
+SEND_CHUNK = 256 << 10  # what one send of a large answer offers the kernel
 
 _CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
 # What head() makes for a 200 on a kept-alive HTTP/1.1 connection, as one %
 # format: the answer to nearly every request. A test pins the two together.
 _ANSWER = (b'HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n'
-           b'X-Request-Id: %s\r\nDate: %s\r\n\r\n%s')
+           b'X-Request-Id: %s\r\nDate: %s\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n%s')
 _METHODS = {m.encode(): m for m in ('POST', 'GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS')}
 _STATUS = {line: line.encode() for line in STATUS_LINES.values()}
 _CLOSE_QUIETLY = object()  # a rejection that closes without an answer of its own
@@ -59,18 +68,23 @@ def head(status, extra, request_id, payload, date, *, head_only=False, keep_aliv
     """A whole response: the status line (bytes), the ``extra`` headers (str
     pairs, checked by the application: no line breaks), the JSON type unless
     ``extra`` names one, the length, the request id (unless None), the date,
-    how the connection goes on, and ``payload`` unless ``head_only``."""
+    nosniff, no-store unless ``extra`` says how to cache, how the connection
+    goes on, and ``payload`` unless ``head_only``."""
     parts = [b'HTTP/1.1 ', status, b'\r\n']
-    typed = False
+    typed = cached = False
     for name, value in extra:
-        typed = typed or name.lower() == 'content-type'
+        lower = name.lower()
+        typed = typed or lower == 'content-type'
+        cached = cached or lower == 'cache-control'
         parts += (name.encode('latin-1'), b': ', value.encode('latin-1'), b'\r\n')
     if not typed:
         parts.append(b'Content-Type: application/json\r\n')
     parts += (b'Content-Length: ', b'%d' % len(payload), b'\r\n')
     if request_id is not None:
         parts += (b'X-Request-Id: ', request_id, b'\r\n')
-    parts += (b'Date: ', date, b'\r\n')
+    parts += (b'Date: ', date, b'\r\nX-Content-Type-Options: nosniff\r\n')
+    if not cached:
+        parts.append(b'Cache-Control: no-store\r\n')
     if not keep_alive:
         parts.append(b'Connection: close\r\n')
     elif http10:
@@ -174,16 +188,18 @@ class Front:
 
 class Message:
     """One request, filled in by llhttp's callbacks as its bytes arrive, then
-    kept until it is answered. ``length``, ``coding`` and ``expect`` are the
-    framing headers, read while the head arrives."""
+    kept until it is answered. ``length``, ``coding``, ``expect``, ``hosts``
+    and ``encoding`` are for the framing, read while the head arrives."""
 
-    __slots__ = ('url', 'headers', 'given_id', 'length', 'coding', 'expect', 'forwarded_for', 'real_ip', 'body',
-                 'method', 'keep_alive', 'http10')
+    __slots__ = ('url', 'headers', 'given_id', 'length', 'coding', 'expect', 'hosts', 'encoding', 'content_type',
+                 'forwarded_for', 'real_ip', 'body', 'method', 'keep_alive', 'http10')
 
     def __init__(self, url):
         self.url = url
         self.headers = []  # (name, value) bytes, as they came
-        self.given_id = self.length = self.coding = self.expect = self.forwarded_for = self.real_ip = None
+        self.given_id = self.length = self.coding = self.expect = self.encoding = self.content_type = None
+        self.forwarded_for = self.real_ip = None
+        self.hosts = 0
         self.body = b''
         self.method = None
         self.keep_alive = True
@@ -191,9 +207,10 @@ class Message:
 
 
 # Headers the front itself reads, by name as clients send them (else lower-cased).
-_LENGTH, _CODING, _EXPECT, _ID, _FORWARDED_FOR, _REAL_IP = range(6)
+_LENGTH, _CODING, _EXPECT, _ID, _FORWARDED_FOR, _REAL_IP, _HOST, _TYPE, _ENCODING = range(9)
 _WATCHED = {b'content-length': _LENGTH, b'transfer-encoding': _CODING, b'expect': _EXPECT, b'x-request-id': _ID,
-            b'x-forwarded-for': _FORWARDED_FOR, b'x-real-ip': _REAL_IP}
+            b'x-forwarded-for': _FORWARDED_FOR, b'x-real-ip': _REAL_IP, b'host': _HOST, b'content-type': _TYPE,
+            b'content-encoding': _ENCODING}
 _WATCHED.update({name.title(): slot for name, slot in _WATCHED.items()})
 _WATCHED.update({b'X-Request-ID': _ID, b'X-Real-IP': _REAL_IP})
 _WATCHED_SIZES = {len(name) for name in _WATCHED}
@@ -209,24 +226,26 @@ class Connection:
     ======= =============================================== ==============================
     state   entered                                         deadline
     ======= =============================================== ==============================
-    idle    opened; answered, nothing of the next received  now + keepalive_timeout, or
-                                                            the drain's grace end
+    idle    opened                                          now + head_timeout
     head    the first byte of a request                     now + head_timeout, for the
                                                             whole head
-    body    the head is whole (on_headers_complete)         now + body_timeout, renewed
-                                                            by each piece of the body
+    body    the head is whole (on_headers_complete)         then + body_timeout + a
+                                                            second per MIN_BODY_RATE
+                                                            bytes received
     idle    the request is whole (on_message_complete)      none until it is answered
+    idle    answered, nothing of the next received          now + keepalive_timeout, or
+                                                            the drain's grace end
     ======= =============================================== ==============================
 
     Answering comes between two reads, whatever the state: no deadline while
-    the application runs, ``body_timeout`` while a slow reader holds a
-    send; then the deadline of the state goes on (a next request begun in
-    the same read keeps its own). The reaper ends a connection past its
-    deadline.
+    the application runs, ``body_timeout`` from each byte a slow reader takes
+    while it holds a send; then the deadline of the state goes on (a next
+    request begun in the same read keeps its own). The reaper ends a
+    connection past its deadline.
     """
 
     __slots__ = ('front', 'sock', 'raw_send', 'client', 'via_proxy', 'parser', 'state', 'deadline', 'message', 'done',
-                 'head_size')
+                 'head_size', 'body_start')
 
     def __init__(self, front, sock, address):
         self.front = front
@@ -237,10 +256,11 @@ class Connection:
         self.via_proxy = bool(front.proxies) and front.proxies.trusts(self.client)
         self.parser = HttpRequestParser(self)
         self.state = IDLE
-        self.deadline = FOREVER
+        self.deadline = front.now + front.head_timeout  # a first byte is due at once
         self.message = None  # the request being received
         self.done = []  # the requests received whole, waiting for their answers
         self.head_size = 0
+        self.body_start = 0.0
 
     # llhttp's callbacks. What they raise, llhttp raises again as the
     # HttpParserCallbackError that serve() catches.
@@ -276,6 +296,12 @@ class Connection:
                 message.expect = value
             elif slot == _ID:
                 message.given_id = value
+            elif slot == _HOST:
+                message.hosts += 1
+            elif slot == _TYPE:
+                message.content_type = value
+            elif slot == _ENCODING:
+                message.encoding = value
             elif slot == _FORWARDED_FOR:  # each proxy may add its own line
                 message.forwarded_for = value if message.forwarded_for is None else message.forwarded_for + b',' + value
             else:
@@ -287,11 +313,21 @@ class Connection:
         if len(headers) > MAX_HEADERS or self.head_size > MAX_HEADER and any(
                 len(name) + len(value) > MAX_HEADER for name, value in headers):
             raise ApiError(431)
+        if self.head_size > MAX_HEAD and _head_length(message) > MAX_HEAD:
+            raise ApiError(431)  # whole in one read: the check after feed() did not see it
         version = self.parser.get_http_version()
         if version != '1.1':
             if version != '1.0':
                 raise ApiError(505)
             message.http10 = True
+            if message.coding is not None:
+                raise ApiError(400)  # chunked is HTTP/1.1's: a 1.0 peer cannot frame it
+        elif message.hosts != 1:
+            raise ApiError(400)  # RFC 9112 3.2: exactly one Host
+        if len(message.url) + len(self.parser.get_method()) + 10 > MAX_LINE:
+            raise ApiError(414)  # the request line, method and version included
+        if message.encoding is not None and message.encoding.strip().lower() != b'identity':
+            raise ApiError(415)
         coding = message.coding
         if coding is not None and coding.lower() != b'chunked':
             if coding.rpartition(b',')[2].strip().lower() != b'chunked':
@@ -303,7 +339,8 @@ class Connection:
         if message.expect is not None and message.expect.lower() == b'100-continue' and (coding or length):
             self.sock.sendall(_CONTINUE)
         self.state = BODY
-        self.deadline = self.front.now + self.front.body_timeout
+        self.body_start = self.front.now
+        self.deadline = self.body_start + self.front.body_timeout
 
     def on_body(self, chunk):
         message = self.message
@@ -311,7 +348,7 @@ class Connection:
         if len(body) > self.front.max_body_size:
             raise PayloadTooLarge()
         message.body = body
-        self.deadline = self.front.now + self.front.body_timeout
+        self.deadline = self.body_start + self.front.body_timeout + len(body) / MIN_BODY_RATE
 
     def on_message_complete(self):
         message = self.message
@@ -333,8 +370,6 @@ class Connection:
         front.connections.add(self)
         try:
             while True:
-                if self.state is IDLE:
-                    self.deadline = front.grace_end if front.draining else front.now + front.keepalive_timeout
                 try:
                     data = recv(65536)
                 except OSError:
@@ -366,7 +401,10 @@ class Connection:
                     self.deadline = FOREVER
                     if not self._answer_all(reject):
                         return
-                    self.deadline = resume
+                    if self.state is IDLE:
+                        self.deadline = front.grace_end if front.draining else front.now + front.keepalive_timeout
+                    else:
+                        self.deadline = resume
         finally:
             front.connections.discard(self)
             try:
@@ -441,13 +479,25 @@ class Connection:
             sent = 0
         except OSError:
             return False
-        if sent < len(out):
-            self.deadline = self.front.now + self.front.body_timeout
-            try:
-                self.sock.sendall(out[sent:])
-            except OSError:
-                return False
+        if sent < len(out) and not self._send_rest(out, sent):
+            return False
         return not close
+
+    def _send_rest(self, out, sent):
+        """Send what the kernel did not take at once, as the reader takes
+        it: each piece it takes renews the deadline. False when cut (logged)."""
+        front = self.front
+        view = memoryview(out)
+        send = self.sock.send
+        try:
+            while sent < len(out):
+                self.deadline = front.now + front.body_timeout
+                sent += send(view[sent:sent + SEND_CHUNK])
+        except OSError:
+            log.warning('%s took no byte of its answer for %ss: cut after %d of %d bytes', self.client,
+                        front.body_timeout, sent, len(out))
+            return False
+        return True
 
     def _answer(self, message, *, last, must_close):
         """The response to ``message`` and whether the connection closes after it."""
@@ -479,7 +529,7 @@ class Connection:
             context = (request_id, route, client, None, None, None, message.headers)
         if metrics is not None:
             metrics.request_started()
-        status, extra, payload = app.respond(route, method, message.body, context)
+        status, extra, payload = app.respond(route, method, message.body, message.content_type, context)
         if metrics is not None:
             metrics.request_finished(route.path if route is not None else None, int(status[:3]),
                                      time.perf_counter() - started)
@@ -499,6 +549,11 @@ class Connection:
             self.sock.shutdown(2)
         except OSError:
             pass
+
+
+def _head_length(message):
+    """The bytes of ``message``'s head, as it came (CRLFs and ': ' counted)."""
+    return len(message.url) + 20 + sum(len(name) + len(value) + 4 for name, value in message.headers)
 
 
 def wsgi_environ(message, method, client, server):

@@ -65,12 +65,22 @@ def from_dict(value):
 
 def wrap_nested(root):
     """Make every plain object inside ``root`` a Request, at any depth, in
-    copies of the lists that hold them. Iterative: the deepest nesting the
-    JSON decoder accepts is no RecursionError."""
-    pending = [root]
+    copies of the lists that hold them; ``(keys, values, depth)``: the keys
+    of every object, the values of every object and list, and the deepest
+    nesting (``root`` alone is 1). Iterative: the deepest nesting the JSON
+    decoder accepts is no RecursionError."""
+    keys = values = 0
+    deepest = 1
+    pending = [(root, 1)]
     while pending:
-        container = pending.pop()
-        for key, value in (container.items() if isinstance(container, dict) else enumerate(container)):
+        container, depth = pending.pop()
+        values += len(container)
+        if isinstance(container, dict):
+            keys += len(container)
+            members = container.items()
+        else:
+            members = enumerate(container)
+        for key, value in members:
             kind = type(value)
             if kind is dict:
                 wrapped = _new(Request)
@@ -80,4 +90,7 @@ def wrap_nested(root):
             else:
                 continue
             container[key] = wrapped
-            pending.append(wrapped)
+            pending.append((wrapped, depth + 1))
+            if depth == deepest:
+                deepest = depth + 1
+    return keys, values, deepest

@@ -140,11 +140,14 @@ def scaffold(name, directory):
 def _distribution():
     """The installed distribution of the running apiphant (its dependencies,
     entry points and scripts)."""
-    try:
-        distribution = importlib.metadata.distribution('apiphant')
-    except importlib.metadata.PackageNotFoundError:
+    # What pip installed (it leaves an INSTALLER file) comes before the
+    # apiphant.egg-info that a build leaves in a checkout, which is first on
+    # sys.path when the command runs there and may be stale.
+    found = sorted(importlib.metadata.distributions(name='apiphant'), key=lambda d: d.read_text('INSTALLER') is None)
+    if not found:
         raise ScaffoldError('apiphant runs without being installed (no metadata): install it, '
-                            'e.g. pip install -e CHECKOUT') from None
+                            'e.g. pip install -e CHECKOUT')
+    distribution = found[0]
     # Its dependencies go into the wheel: they must be the running version's.
     if distribution.version != __version__:
         raise ScaffoldError(f'the apiphant installed here is {distribution.version}, not the running '

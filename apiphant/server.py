@@ -75,6 +75,9 @@ def serve(application, listener, *, name='apiphant', shutdown_timeout=8.0, acces
         stopping.set()
 
     gevent.signal_handler(signal.SIGTERM, on_sigterm)
+    gevent.signal_handler(signal.SIGHUP, lambda: log.warning(
+        'SIGHUP: ignored; a single process does not reload: run it with --workers 2 or more '
+        '(SIGHUP replaces the workers one by one) or restart it'))
     faulthandler.enable()  # a crash, or the SIGABRT of a parent that found this process stuck, writes the stack
     # What start-up made (modules, routes) lives as long as the process: out
     # of the collector's sight, a full collection no longer walks it all and

@@ -116,6 +116,9 @@ SETTINGS = (
             'in CPU) before it is killed and replaced', seconds),
     Setting('reload', 'off', 'restart the workers when a file of the product changes '
             '(development)', switch),
+    Setting('require_json', 'on', 'a request body must say Content-Type: application/json (or '
+            '+json): a form or text/plain, which a browser sends across sites unasked, gets 415; off: '
+            'any body is read as JSON (old clients)', switch),
     Setting('trusted_proxies', '', 'addresses or networks of the proxies whose X-Forwarded-For and '
             'X-Real-IP name the client (nginx in front: 127.0.0.1); from any other peer they are ignored',
             networks),

@@ -63,7 +63,8 @@ def test(target, action, request_json, status_code, response_json, method='POST'
     address = url(target, action)
     request_json = json.dumps(request_json) if request_json else None
     print(f'{method} {address} {request_json} --> {status_code} {response_json}')
-    response = requests.request(method, address, data=request_json, timeout=60)
+    response = requests.request(method, address, data=request_json, timeout=60,
+                                headers={'Content-Type': 'application/json'} if request_json is not None else None)
 
     assert response.status_code == status_code, (response.status_code, status_code, response.text)
     response.ajson = Request(response.json())

@@ -198,7 +198,8 @@ def test_create_rejects_bad_values_of_every_kind(server, batch, data, field):
 
 @pytest.mark.parametrize('body', [b'[1]', b'"x"', b'{"title": NaN}', b'{"title": 1e400}'])
 def test_create_of_no_object_is_the_protocols_400(server, body):
-    response = requests.post(f'{server.url}/api/v0/tasks/create', data=body, timeout=10)
+    response = requests.post(f'{server.url}/api/v0/tasks/create', data=body, timeout=10,
+                             headers={'Content-Type': 'application/json'})
     assert (response.status_code, response.json()) == (400, {'error': 'Request content should be JSON Object'})
 
 

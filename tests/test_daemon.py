@@ -20,7 +20,8 @@ ECHO = '/api/v0/echo/read'
 def test_oversized_content_length_gets_413_at_once(apiphant_serve):
     server = apiphant_serve(PRODUCTS / 'proto')
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        sock.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{"a":'
+        sock.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+            b'Content-Length: %d\r\n\r\n{"a":'
                      % (64 << 20))
         answer = sock.recv(65536)  # with 5 bytes of the 64 MiB sent
     assert answer.startswith(b'HTTP/1.1 413 ')
@@ -31,16 +32,19 @@ def test_oversized_content_length_gets_413_at_once(apiphant_serve):
 
 def test_body_limit_is_a_setting(apiphant_serve):
     server = apiphant_serve(PRODUCTS / 'proto', '--max-body-size', '1K')
-    ok = requests.post(server.url + ECHO, data=b'{"a": "%s"}' % (b'x' * 1000), timeout=10)
+    ok = requests.post(server.url + ECHO, data=b'{"a": "%s"}' % (b'x' * 1000), timeout=10,
+                       headers={'Content-Type': 'application/json'})
     assert ok.status_code == 200
-    too_big = requests.post(server.url + ECHO, data=b'{"a": "%s"}' % (b'x' * 1020), timeout=10)
+    too_big = requests.post(server.url + ECHO, data=b'{"a": "%s"}' % (b'x' * 1020), timeout=10,
+                            headers={'Content-Type': 'application/json'})
     assert (too_big.status_code, too_big.json()) == (413, {'error': '413 Content Too Large'})
 
 
 def test_oversized_chunked_body_gets_413(apiphant_serve):
     server = apiphant_serve(PRODUCTS / 'proto', env={'APIPHANT_MAX_BODY_SIZE': '100'})
     chunk = b'{"a": "%s"}' % (b'x' * 200)
-    answer = raw_exchange(server, b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked'
+    answer = raw_exchange(server, b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+        b'Transfer-Encoding: chunked'
                           b'\r\n\r\n%x\r\n%s\r\n0\r\n\r\n' % (len(chunk), chunk))
     assert answer.startswith(b'HTTP/1.1 413 ')
 
@@ -48,7 +52,7 @@ def test_oversized_chunked_body_gets_413(apiphant_serve):
 def test_expect_100_continue(apiphant_serve):
     server = apiphant_serve(PRODUCTS / 'proto')
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        sock.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n'
+        sock.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 11\r\n'
                      b'Expect: 100-continue\r\n\r\n')
         assert sock.recv(1024).startswith(b'HTTP/1.1 100 Continue')
         sock.sendall(b'{"a": true}')
@@ -75,7 +79,8 @@ def test_sigterm_lets_requests_in_flight_finish(apiphant_serve):
 def test_sigterm_closes_idle_keep_alive_connections_at_once(apiphant_serve):
     server = apiphant_serve(PRODUCTS / 'proto', '--shutdown-timeout', '60')
     with socket.create_connection((server.host, server.port), timeout=5) as idle:
-        idle.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
+        idle.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+            b'Content-Length: 2\r\n\r\n{}')
         assert idle.recv(65536).startswith(b'HTTP/1.1 200')
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(15) == 0  # an idle connection would hold it for 60 s
@@ -207,3 +212,22 @@ def test_json_log_lines(apiphant_serve):
     assert len(crash) == 1 and crash[0]['route'] == '/api/v0/crash/read'
     assert 'RuntimeError: secret detail' in crash[0]['exception'] and crash[0]['logger'] == 'apiphant'
     assert any(re.match(r'serving .*proto on http://', e.get('message', '')) for e in entries)
+
+
+@pytest.mark.parametrize('kind', ['SystemExit', 'KeyboardInterrupt', 'GreenletExit', 'Timeout'])
+def test_no_escape_from_an_action_stops_the_process(apiphant_serve, kind):
+    server = apiphant_serve(PRODUCTS / 'proto')
+    response = requests.post(server.url + '/api/v0/crash/update', json={'kind': kind},
+                             headers={'X-Request-Id': f'escape-{kind}'}, timeout=10)
+    assert (response.status_code, response.json()) == (500, {'error': '500 Internal Server Error'})
+    assert server.wait_for_output(rf'/api/v0/crash/update failed, request id escape-{kind}')
+    assert requests.post(server.url + ECHO, timeout=10).status_code == 200
+    assert server.process.poll() is None
+
+
+def test_sighup_does_not_stop_a_single_process(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto')
+    server.process.send_signal(signal.SIGHUP)
+    assert server.wait_for_output('SIGHUP: ignored')
+    assert requests.post(server.url + ECHO, timeout=10).status_code == 200
+    assert server.stop() == 0

@@ -26,6 +26,7 @@ def post(server, path, data=None, **kwargs):
         kwargs['json'] = data
     elif data is not None:
         kwargs['data'] = data
+        kwargs.setdefault('headers', {}).setdefault('Content-Type', 'application/json')
     return requests.post(server.url + path, timeout=10, **kwargs)
 
 
@@ -252,7 +253,7 @@ def test_raw_response_header_injection_is_a_500(proto):
 def test_chunked_request_body(proto):
     body = b'{"hello": "chunks"}'
     chunks = b''.join(b'%x\r\n%s\r\n' % (len(part), part) for part in (body[:5], body[5:])) + b'0\r\n\r\n'
-    answer = raw_exchange(proto, b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\n'
+    answer = raw_exchange(proto, b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
                           b'Transfer-Encoding: chunked\r\n\r\n' + chunks)
     assert answer.startswith(b'HTTP/1.1 200 ') and answer.endswith(b'{"hello":"chunks","server":"proto"}')
 
@@ -272,7 +273,8 @@ def test_bad_input_does_not_stop_the_server(proto):
 def test_one_response_is_one_write(proto):
     """Headers and body leave in one segment (TCP_NODELAY, no Nagle wait)."""
     with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
-        sock.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
+        sock.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+            b'Content-Length: 2\r\n\r\n{}')
         time.sleep(0.2)  # let the whole response arrive
         first = sock.recv(65536)
     assert first.startswith(b'HTTP/1.1 200') and first.endswith(b'{"server":"proto"}')
@@ -287,7 +289,8 @@ def application():
 
 def call(application, path, body=b'', method='POST', validate=True, **environ):
     env = {'REQUEST_METHOD': method, 'PATH_INFO': path, 'QUERY_STRING': '', 'SCRIPT_NAME': '', 'wsgi.input': io.BytesIO(body),
-           'CONTENT_LENGTH': str(len(body)) if body else '', **environ}
+           'CONTENT_LENGTH': str(len(body)) if body else '', 'CONTENT_TYPE': 'application/json' if body else '',
+           **environ}
     wsgiref.util.setup_testing_defaults(env)
     answer = {}
 
@@ -332,3 +335,50 @@ def test_wsgi_crash_is_logged_with_the_request_id(application, caplog):
     assert answer['status'] == '500 Internal Server Error'
     assert '/api/v0/crash/read failed, request id trace-me' in caplog.text
     assert 'RuntimeError: secret detail' in caplog.text
+
+
+# --- a JSON media type, or 415 --------------------------------------------------------------------
+
+@pytest.mark.parametrize('content_type', [
+    'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml',
+    'application/json; charset=latin-1', 'json', 'application/jsonx', '',
+])
+def test_a_body_that_is_not_said_to_be_json_is_415(proto, content_type):
+    """A form or text/plain POST, which a browser sends across sites without a
+    preflight, never reaches an action."""
+    response = requests.post(proto.url + '/api/v0/ctx/read', data=b'{"marker": "ran"}',
+                             headers={'Content-Type': content_type}, timeout=10)
+    assert (response.status_code, response.json()) == (415, {
+        'error': 'Request content should be JSON: send Content-Type: application/json'})
+
+
+def test_a_body_without_a_content_type_is_415(proto):
+    answer = raw_exchange(proto, b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 415 ')
+
+
+@pytest.mark.parametrize('content_type', [
+    'application/json', 'Application/JSON', 'application/json; charset=utf-8', 'application/json;charset="UTF-8"',
+    'application/merge-patch+json', 'application/vnd.api+json; charset=utf8',
+])
+def test_json_media_types_are_served(proto, content_type):
+    response = requests.post(proto.url + '/api/v0/echo/read', data=b'{"a": 1}',
+                             headers={'Content-Type': content_type}, timeout=10)
+    assert (response.status_code, response.json()) == (200, {'a': 1, 'server': 'proto'})
+
+
+def test_no_body_needs_no_content_type(proto):
+    assert requests.post(proto.url + '/api/v0/echo/read', timeout=10).json() == {'server': 'proto'}
+
+
+def test_raw_environ_actions_take_any_media_type(proto):
+    response = requests.post(proto.url + '/api/v0/raw/create', data=b'a=1', timeout=10,
+                             headers={'Content-Type': 'application/x-www-form-urlencoded'})
+    assert response.status_code == 200
+
+
+def test_require_json_off_reads_any_body_as_json(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto', '--require-json', 'off')
+    response = requests.post(server.url + '/api/v0/echo/read', data=b'{"a": 1}',
+                             headers={'Content-Type': 'text/plain'}, timeout=10)
+    assert response.json() == {'a': 1, 'server': 'proto'}

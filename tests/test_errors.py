@@ -10,7 +10,7 @@ from apiphant import errors
 from apiphant.codec import decode, encode
 from apiphant.errors import (
     ApiError, BadRequest, Conflict, Forbidden, Invalid, MethodNotAllowed, Missing, NotFound,
-    PayloadTooLarge, ServiceUnavailable, TooManyRequests, Unauthorized, UnprocessableEntity,
+    PayloadTooLarge, ServiceUnavailable, TooManyRequests, Unauthorized, UnprocessableEntity, UnsupportedMediaType,
     status_line)
 from apiphant.request import Request
 
@@ -26,6 +26,7 @@ MAKERS: dict[str, tuple[Callable[[], ApiError], str]] = {
     'MethodNotAllowed': (MethodNotAllowed, '405 Method Not Allowed'),
     'Conflict': (Conflict, '409 Conflict'),
     'PayloadTooLarge': (PayloadTooLarge, '413 Content Too Large'),
+    'UnsupportedMediaType': (UnsupportedMediaType, '415 Unsupported Media Type'),
     'UnprocessableEntity': (UnprocessableEntity, '422 Unprocessable Content'),
     'TooManyRequests': (TooManyRequests, '429 Too Many Requests'),
     'ServiceUnavailable': (ServiceUnavailable, '503 Service Unavailable'),
@@ -39,6 +40,7 @@ NAMED: list[tuple[type[ApiError], int, str]] = [
     (MethodNotAllowed, 405, '405 Method Not Allowed'),
     (Conflict, 409, '409 Conflict'),
     (PayloadTooLarge, 413, '413 Content Too Large'),
+    (UnsupportedMediaType, 415, '415 Unsupported Media Type'),
     (UnprocessableEntity, 422, '422 Unprocessable Content'),
     (TooManyRequests, 429, '429 Too Many Requests'),
     (ServiceUnavailable, 503, '503 Service Unavailable'),
@@ -293,9 +295,9 @@ def test_bad_request_field_keeps_its_order_in_json() -> None:
 
 # --- one shape for every rejection, wherever it is made ----------------------------------------
 
-_ECHO = b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\n'
+_ECHO = b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
 _ERRORS = b'POST /api/v0/errors/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
-_FIELDS = b'POST /api/v0/fields/read HTTP/1.1\r\nHost: x\r\n'
+_FIELDS = b'POST /api/v0/fields/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
 
 
 def _with_body(start, body):

@@ -9,7 +9,7 @@ import requests
 
 from conftest import PRODUCTS, raw_exchange
 
-ECHO = b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\n'
+ECHO = b'POST /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
 OK_ECHO = b'{"server":"proto"}'
 
 
@@ -87,7 +87,8 @@ def test_request_line_too_long_is_414(proto):
 
 
 def test_request_line_at_the_limit_is_served(proto):
-    answer = raw_exchange(proto, b'POST /' + b'a' * 8000 + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
+    answer = raw_exchange(proto, b'POST /' + b'a' * 8000 + b' HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+        b'Content-Length: 2\r\n\r\n{}')
     assert answer.startswith(b'HTTP/1.1 404 ')
 
 
@@ -139,11 +140,13 @@ def test_pipelined_request_after_close_is_not_answered(proto):
 
 
 def test_http_1_0_closes_unless_keep_alive(proto):
-    answer = exchange_and_close(proto, b'POST /api/v0/echo/read HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}')
+    answer = exchange_and_close(proto, b'POST /api/v0/echo/read HTTP/1.0\r\nContent-Type: application/json\r\n'
+        b'Content-Length: 2\r\n\r\n{}')
     assert answer.startswith(b'HTTP/1.1 200') and b'Connection: close' in answer
     with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
         for _ in range(2):
-            sock.sendall(b'POST /api/v0/echo/read HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}')
+            sock.sendall(b'POST /api/v0/echo/read HTTP/1.0\r\nContent-Type: application/json\r\n'
+                b'Connection: keep-alive\r\nContent-Length: 2\r\n\r\n{}')
             answer = sock.recv(65536)
             assert b'Connection: keep-alive' in answer and answer.endswith(OK_ECHO)
 
@@ -167,7 +170,8 @@ def test_head_and_other_methods_get_json_405(proto):
 
 
 def test_absolute_form_target(proto):
-    answer = raw_exchange(proto, b'POST http://x/api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
+    answer = raw_exchange(proto, b'POST http://x/api/v0/echo/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+        b'Content-Length: 2\r\n\r\n{}')
     assert answer.startswith(b'HTTP/1.1 200') and answer.endswith(OK_ECHO)
 
 
@@ -288,4 +292,110 @@ def test_the_fast_answer_is_what_head_makes():
     assert head(b'200 OK', (), b'f00-1', payload, date, keep_alive=False).endswith(
         b'Connection: close\r\n\r\n' + payload)
     assert head(b'200 OK', (('Content-Type', 'text/plain'),), None, b'x', date, head_only=True) == (
-        b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nDate: ' + date + b'\r\n\r\n')
+        b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nDate: ' + date
+        + b'\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n')
+    cached = head(b'200 OK', (('Cache-Control', 'max-age=60'),), None, b'{}', date)
+    assert b'Cache-Control: max-age=60\r\n' in cached and b'no-store' not in cached
+
+
+# --- issue 11: the wire fully strict, every request bounded ----------------------------------------
+
+@pytest.mark.parametrize(('what', 'data'), [
+    ('chunked on HTTP/1.0', b'POST /api/v0/echo/read HTTP/1.0\r\nContent-Type: application/json\r\n'
+                            b'Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\nPOST /api/v0/echo/read HTTP/1.0\r\n\r\n'),
+    ('no Host', b'POST /api/v0/echo/read HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'),
+    ('two Hosts', b'POST /api/v0/echo/read HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Type: application/json\r\n'
+                  b'Content-Length: 2\r\n\r\n{}'),
+])
+def test_framing_http_forbids_is_400_and_closed(proto, what, data):
+    answer = exchange_and_close(proto, data)
+    assert answer.startswith(b'HTTP/1.1 400 ') and answer.count(b'HTTP/1.') == 1, answer
+
+
+def test_a_head_over_64_kib_is_431_even_when_it_comes_whole(proto):
+    headers = b''.join(b'X-H%d: %s\r\n' % (i, b'v' * 1500) for i in range(90))  # 90 headers, ~136 KiB
+    answer = exchange_and_close(proto, ECHO + headers + b'Content-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 431 ')
+
+
+def test_the_request_line_limit_counts_the_method_and_version(proto):
+    target = b'/' + b'a' * (8190 - len(b'POST  HTTP/1.1') - 1)
+    assert raw_exchange(proto, b'POST ' + target + b' HTTP/1.1\r\nHost: x\r\n\r\n').startswith(b'HTTP/1.1 404 ')
+    answer = exchange_and_close(proto, b'POST ' + target + b'aa HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert answer.startswith(b'HTTP/1.1 414 ')
+
+
+def test_a_content_coding_is_415(proto):
+    answer = exchange_and_close(proto, ECHO + b'Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}')
+    assert answer.startswith(b'HTTP/1.1 415 ')
+
+
+def test_every_answer_says_nosniff_and_no_store(proto):
+    for path, data in (('/api/v0/echo/read', b'{}'), ('/api/v0/nothing/read', b'{}'), ('/api/v0/raw/update', b''),
+                       ('/api/v0/errors/read', b'{"status": 409}')):
+        response = requests.post(proto.url + path, data=data, headers={'Content-Type': 'application/json'}, timeout=10)
+        assert response.headers['X-Content-Type-Options'] == 'nosniff', path
+        assert response.headers['Cache-Control'] == 'no-store', path
+    rejected = exchange_and_close(proto, ECHO + b'Content-Length: 999999999\r\n\r\n')
+    assert b'X-Content-Type-Options: nosniff\r\n' in rejected and b'Cache-Control: no-store\r\n' in rejected
+
+
+def test_a_new_connection_that_sends_nothing_is_closed_at_the_head_timeout(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto', '--head-timeout', '1', '--keepalive-timeout', '60')
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        assert closed_within(sock, 10), 'a silent new connection was kept for the keep-alive timeout'
+
+
+def test_a_body_trickling_in_is_cut_at_its_deadline(impatient):
+    """Not a stall: a byte every 0.3 s renews no inactivity timer for ever; the
+    body has body_timeout plus a second per 8 KiB it brought."""
+    with socket.create_connection((impatient.host, impatient.port), timeout=5) as slow:
+        slow.sendall(ECHO + b'Content-Length: 100000\r\n\r\n{"a":"')
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.wait(0.3):
+                try:
+                    slow.sendall(b'x')
+                except OSError:
+                    return
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        try:
+            assert closed_within(slow, 12), 'a body trickling in was kept past its deadline'
+        finally:
+            stop.set()
+            thread.join()
+
+
+def test_a_reader_that_takes_nothing_is_cut_and_the_cut_is_logged(impatient):
+    with socket.create_connection((impatient.host, impatient.port), timeout=5) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        body = b'{"size": 30000000}'
+        sock.sendall(b'POST /api/v0/big/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                     b'Content-Length: %d\r\n\r\n%s' % (len(body), body))
+        assert impatient.wait_for_output(r'took no byte of its answer for 2\.0s: cut after \d+ of 30000\d+ bytes',
+                                         timeout=15)
+
+
+def test_a_steady_slow_reader_gets_its_whole_answer(impatient):
+    """The write deadline is inactivity: a reader taking its answer for longer
+    than body_timeout in all, but steadily, is not cut."""
+    size = 24 << 20
+    with socket.create_connection((impatient.host, impatient.port), timeout=5) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        body = b'{"size": %d}' % size
+        sock.sendall(b'POST /api/v0/big/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                     b'Connection: close\r\nContent-Length: %d\r\n\r\n%s' % (len(body), body))
+        received = 0
+        started = time.monotonic()
+        while True:
+            chunk = sock.recv(256 << 10)
+            if not chunk:
+                break
+            received += len(chunk)
+            time.sleep(0.02)  # about 10 MB/s at most: the answer takes longer than body_timeout (2 s)
+        took = time.monotonic() - started
+    assert received > size, f'cut after {received} bytes'
+    if took < 2:
+        pytest.skip(f'the reader was not slow enough here ({took:.1f}s): nothing shown')

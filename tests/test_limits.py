@@ -24,7 +24,8 @@ def post_from(server, source, path, body=None, headers=None):
     """POST from the loopback address ``source`` (127.0.0.2 is another client)."""
     connection = http.client.HTTPConnection(server.host, server.port, timeout=10, source_address=(source, 0))
     try:
-        connection.request('POST', path, body=json.dumps(body or {}), headers=headers or {})
+        connection.request('POST', path, body=json.dumps(body or {}),
+                           headers={'Content-Type': 'application/json', **(headers or {})})
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), json.loads(response.read())
     finally:

@@ -4,3 +4,11 @@ def read(request):
 
 def create(request):
     return request.no_such_field
+
+
+def update(request):
+    """Raise what is not an Exception: SystemExit, KeyboardInterrupt, GreenletExit, a gevent.Timeout."""
+    import gevent
+    escapes = {'SystemExit': SystemExit(3), 'KeyboardInterrupt': KeyboardInterrupt(),
+               'GreenletExit': gevent.GreenletExit(), 'Timeout': gevent.Timeout(1)}
+    raise escapes[request.kind]
