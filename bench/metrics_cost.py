@@ -1,10 +1,14 @@
 """What metrics cost on echo: apiphant with APIPHANT_METRICS=off and =on, side by side.
 
-Usage: .venv/bin/python bench/metrics_cost.py [--rounds 5] [--duration 10] [--connections 50]
+Usage: .venv/bin/python bench/metrics_cost.py [--rounds 6] [--duration 10] [--connections 50]
 Each round serves examples/myproduct twice, metrics off and on (the order
 alternating from round to round, so that a drift of the machine falls on
 both), pinned to core 0 with wrk on core 1, and loads its echo. The table
-shows the median req/s and server CPU time per request of each, and on/off.
+shows the median req/s and server CPU time per request of each, on/off of
+the medians, and the median of each round's own on/off (paired: the two runs
+of a round are neighbours in time). Last, the front's answer to an echo
+timed in this process, off and on: the cost of the per-request calls alone,
+which a busy machine disturbs least.
 Goal: on costs at most 10 % (req/s ratio >= 0.90, CPU ratio <= 1.10).
 """
 import argparse
@@ -12,6 +16,7 @@ import shutil
 import signal
 import statistics
 import sys
+import time
 import urllib.request
 
 import server
@@ -22,7 +27,8 @@ SETTINGS = ('off', 'on')
 
 def measure(setting, args):
     port = server.free_port()
-    env = {**server.clean_env(), 'APIPHANT_METRICS': setting}
+    # One hash seed for both: dict layouts then differ by the metrics alone, not by process.
+    env = {**server.clean_env(), 'APIPHANT_METRICS': setting, 'PYTHONHASHSEED': '0'}
     with server.Server(server.apiphant(server.EXAMPLE, port), port, env) as running:
         running.check(server.ECHO_PATH)
         if setting == 'on':
@@ -38,9 +44,42 @@ def running_metrics(running):
         raise RuntimeError(f'/metrics did not count the check:\n{text[:2000]}')
 
 
+def answer_cost(repeats=7, count=50_000):
+    """CPU µs of the front's answer to one echo (routing, dispatch, the action,
+    the response bytes; no socket I/O) with metrics off and on, in this
+    process: the best of ``repeats`` interleaved runs, which a busy machine
+    disturbs far less than req/s."""
+    import socket
+    from apiphant.dispatch import app
+    from apiphant.front import Connection, Front, Message
+    from apiphant.metrics import Metrics
+
+    def connection(metrics):
+        application = app(str(server.EXAMPLE), metrics=metrics)
+        with socket.socket() as listener:
+            listener.bind(('127.0.0.1', 0))
+            listener.listen()
+            front = Front(application, listener)
+        return Connection(front, socket.socket(), ('127.0.0.1', 40000))
+
+    def run(each):
+        started = time.process_time()
+        for _ in range(count):
+            message = Message(server.ECHO_PATH.encode())
+            message.body, message.method = b'{"hello": "world"}', b'POST'
+            each._answer(message, last=True, must_close=False)
+        return (time.process_time() - started) / count * 1e6
+
+    connections = {'off': connection(None), 'on': connection(Metrics())}
+    best = {setting: min(run(each) for _ in range(repeats)) for setting, each in connections.items()}
+    for each in connections.values():
+        each.sock.close()
+    return best
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--rounds', type=int, default=5, help='rounds of off and on')
+    parser.add_argument('--rounds', type=int, default=6, help='rounds of off and on')
     parser.add_argument('--duration', type=int, default=10, help='seconds of load per run')
     parser.add_argument('--connections', type=int, default=50, help='wrk keep-alive connections')
     args = parser.parse_args()
@@ -74,6 +113,14 @@ def main():
     (off_rps, off_cpu, *_), (on_rps, on_cpu, *_) = figures['off'], figures['on']
     print(f'{"on/off":<8} {on_rps / off_rps:7.3f}x {on_cpu / off_cpu:9.3f}x   '
           f'goal: req/s >= 0.90x, CPU <= 1.10x')
+    # The two runs of a round are neighbours in time: their ratio cancels most of a busy machine's drift.
+    paired = [(on.requests_per_second / off.requests_per_second, on.cpu_per_request / off.cpu_per_request)
+              for off, on in zip(results['off'], results['on'])]
+    print(f'{"paired":<8} {statistics.median(r for r, _ in paired):7.3f}x '
+          f'{statistics.median(c for _, c in paired):9.3f}x   (median of the rounds\' own on/off)')
+    best = answer_cost()
+    print(f'\nthe front\'s answer to an echo, in process (no socket I/O): off {best["off"]:.2f} us, '
+          f'on {best["on"]:.2f} us: +{best["on"] - best["off"]:.2f} us a request')
 
 
 if __name__ == '__main__':
