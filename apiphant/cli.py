@@ -73,7 +73,7 @@ def main(argv=None):
         return serve_as_worker(args, *fds)
     if args.address is None:
         args_parser.error('HOST:PORT is missing')
-    if args.workers > 1 or args.reload:
+    if args.workers > 1 or args.reload or args.watchdog:
         return supervise_workers(args, argv)
     return serve_alone(args)
 

@@ -112,6 +112,8 @@ SETTINGS = (
             'longer than nginx\'s 60 s to its upstreams', seconds),
     Setting('workers', '1', 'processes serving the same port; with more than one, a parent '
             'restarts any that dies and SIGHUP replaces them one by one', count),
+    Setting('watchdog', 'off', 'serve even a single worker under a parent that replaces it when it dies '
+            'or sends no heartbeat for --stuck-timeout (stuck in CPU); on with --workers 2 or more', switch),
     Setting('stuck_timeout', '30', 'seconds a worker may go without a heartbeat (stuck '
             'in CPU) before it is killed and replaced', seconds),
     Setting('reload', 'off', 'restart the workers when a file of the product changes '

@@ -510,3 +510,23 @@ def test_a_claim_is_won_once_and_a_failed_one_leaves_no_lock_behind(database, ca
         assert db.execute(held_elsewhere).fetchone()[0] is True
     finally:
         claims.close()
+
+
+def test_a_task_holding_the_event_loop_is_named(caplog):
+    """A task computing for a second without waiting: every other task
+    waited, and the warning says which task ran meanwhile."""
+    def spin():
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            pass
+    scheduler = Scheduler([Task('spinner', spin, 60), Task('waiter', lambda: gevent.sleep(0), 60)], Alone())
+    with caplog.at_level(logging.WARNING, logger='apiphant.background'):
+        scheduler.start()
+        deadline = time.monotonic() + 10
+        while scheduler.stats['spinner'].runs < 1:
+            assert time.monotonic() < deadline
+            gevent.sleep(0.05)
+        gevent.sleep(0.3)  # the watch wakes, late
+        scheduler.stop(5)
+    held = [r.getMessage() for r in caplog.records if 'held the event loop' in r.getMessage()]
+    assert len(held) == 1 and held[0].startswith('Task spinner held the event loop for '), held

@@ -139,3 +139,14 @@ def test_reload_on_a_changed_file(apiphant_serve, tmp_path):
     (product / 'api' / 'v1' / 'echo.py').write_text('def read(request):\n    return {"version": "1.1"}\n')
     assert server.wait_for_output('all workers replaced', timeout=20)
     assert requests.post(server.url + '/api/v1/echo/read', timeout=10).json() == {'version': '1.1'}
+
+
+def test_a_watchdog_replaces_a_single_stuck_worker(apiphant_serve):
+    server = apiphant_serve(PRODUCTS / 'proto', '--watchdog', '--stuck-timeout', '2')
+    assert server.wait_for_output('serving with 1 workers')
+    with pytest.raises(requests.RequestException):  # its worker dies under it
+        requests.post(server.url + '/api/v0/cpu/read', json={'seconds': 30}, timeout=20)
+    assert server.wait_for_output(r'sent no heartbeat for \d+s \(stuck in CPU\?\): killed')
+    assert server.wait_for_output(r'worker 2 started')
+    assert requests.post(server.url + ECHO, timeout=10).status_code == 200
+    assert server.stop() == 0

@@ -8,6 +8,12 @@ Outcomes are logged with 0.2's lines: a success at DEBUG (a 10 s task
 would write 8,640 of them a day), a failure, a timeout or a skipped slot at
 WARNING or ERROR. Each task's counts are kept in a ``TaskStats``, for a
 metrics export to read.
+
+A task that computes without waiting holds the one event loop, and every
+other task waits: greenlet's trace of each switch times how long a task's
+greenlet kept it, and the watch greenlet says which task held it, and how
+long (CPU work belongs in a process, or in a thread for C code that releases
+the GIL).
 """
 import contextlib
 import logging
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 
 import gevent
 import gevent.event
+import greenlet
 
 from apiphant import metrics
 from apiphant.background.schedule import after_run, due, slot_at, slot_start, wait
@@ -27,6 +34,8 @@ __all__ = ['OK', 'FAILED', 'INTERRUPTED', 'call', 'TaskStats', 'Scheduler']
 log = logging.getLogger('apiphant.background')
 
 OK, FAILED, INTERRUPTED = 'ok', 'failed', 'interrupted'
+WATCH_TICK = 0.5  # seconds between two looks of the watch greenlet
+HELD = 0.5  # seconds a task may keep the event loop before it is said to hold it
 _PASS_THROUGH = (gevent.GreenletExit, KeyboardInterrupt)
 
 
@@ -98,11 +107,43 @@ class Scheduler:
         self.origin = 0.0 if claims.shared else self.clock()
         self.stopping = gevent.event.Event()
         self.running = set()
+        self.names = {}  # a task's greenlet: its name
+        self.held = []  # (task name, seconds) it kept the event loop, not said yet
+        self.entered = 0.0
+        self.previous_trace = None
         self.loops = []
         self.stats = {task.name: TaskStats() for task in tasks}
 
     def start(self):
         self.loops = [gevent.spawn(self._loop, task) for task in self.tasks]
+        self.names = {loop: task.name for loop, task in zip(self.loops, self.tasks)}
+        self.entered = time.monotonic()
+        self.previous_trace = greenlet.settrace(self._trace)
+        self.loops.append(gevent.spawn(self._watch))
+
+    def _trace(self, event, args):
+        """At each switch: how long the greenlet left kept running. Only
+        noted here (a switch is no place to log); the watch says it."""
+        if event in ('switch', 'throw'):
+            now = time.monotonic()
+            name = self.names.get(args[0])
+            if name is not None and now - self.entered > HELD:
+                self.held.append((name, now - self.entered))
+            self.entered = now
+        if self.previous_trace is not None:
+            self.previous_trace(event, args)
+
+    def _watch(self):
+        while not self.stopping.wait(WATCH_TICK):
+            self._say_held()
+        self._say_held()
+
+    def _say_held(self):
+        held, self.held = self.held, []
+        for name, seconds in held:
+            log.warning('Task %s held the event loop for %.1f s without waiting: every other task waited. '
+                        'Work that computes belongs in a process (or a thread, for C code that releases the '
+                        'GIL)', name, seconds)
 
     def stop(self, timeout):
         """Start no new run; give the runs going on ``timeout`` seconds to
@@ -112,6 +153,7 @@ class Scheduler:
             log.info('waiting up to %g s for %s', timeout, ', '.join(sorted(self.running)))
         gevent.joinall(self.loops, timeout=timeout)
         gevent.killall([loop for loop in self.loops if not loop.dead], timeout=1)
+        greenlet.settrace(self.previous_trace)
 
     def _loop(self, task):
         clock, period, origin, stats = self.clock, task.period, self.origin, self.stats[task.name]
