@@ -72,6 +72,7 @@ FAMILIES = (
     ('process_start_time_seconds', 'gauge', 'Start time of each process alive, in seconds since the epoch.'),
 )
 _bucket = bisect.bisect_left  # the index of the first bound >= a value: its bucket
+_FIRST = REQUEST_BUCKETS[0]
 
 
 def _histogram(bounds):
@@ -131,7 +132,10 @@ class Metrics:
             histogram = self.requests[key]
         except KeyError:
             histogram = self.requests[key] = _histogram(REQUEST_BUCKETS)
-        histogram[_bucket(REQUEST_BUCKETS, seconds)] += 1
+        if seconds <= _FIRST:  # most answers: no search
+            histogram[0] += 1
+        else:
+            histogram[_bucket(REQUEST_BUCKETS, seconds)] += 1
         histogram[-1] += seconds
 
     def rejected(self, status):
