@@ -342,6 +342,33 @@ def test_workers_add_up(apiphant_serve):
         assert len(pids) == 2 and str(server.pid) not in pids  # the workers, not their parent
 
 
+def echoes_in_files(directory):
+    """The echoes the snapshot files hold, whoever wrote them."""
+    return sum(count for path in directory.glob('api-*.json') for family, labels, count
+               in json.loads(path.read_bytes())['counters'] if family == 'requests_total' and ['route', ECHO] in labels)
+
+
+def test_a_worker_killed_keeps_its_counts(apiphant_serve, tmp_path):
+    server = apiphant_serve(PRODUCTS / 'proto', '--workers', '2', env={'APIPHANT_METRICS_DIR': str(tmp_path)})
+    for number in range(20):
+        assert requests.post(server.url + ECHO, json={'n': number}, timeout=10).status_code == 200
+    deadline = time.monotonic() + 20
+    while echoes_in_files(tmp_path) < 20 and time.monotonic() < deadline:  # each worker's last tick
+        time.sleep(0.1)
+    assert echoes_in_files(tmp_path) == 20
+    pids = {path.stem.split('-')[1] for path in tmp_path.glob('api-*.json')}
+    assert len(pids) == 2
+    killed = min(pids)
+    os.kill(int(killed), signal.SIGKILL)  # its counts stay; its gauges go; the parent starts another
+
+    def replaced(samples):
+        alive = {dict(labels)['pid'] for _, labels in matching(samples, 'apiphant_process_start_time_seconds')}
+        return len(alive) == 2 and killed not in alive
+    samples = poll(server, replaced)
+    assert replaced(samples)
+    assert value(samples, 'apiphant_requests_total', route=ECHO, status='200') == 20
+
+
 def test_scheduler_runs_show_in_the_api_metrics(apiphant_serve, tmp_path):
     directory = tmp_path / 'metrics'
     server = apiphant_serve(PRODUCTS / 'proto', env={'APIPHANT_METRICS_DIR': str(directory)})
