@@ -22,9 +22,15 @@ Rules:
    its namesake are kept and its gauges no longer count.
 4. What a snapshot held when its process died is what that process counted
    up to its last tick: a process that stops should ``tick()`` once more.
+5. The directory holds one file per process alive, plus one: once a minute
+   a process (whichever takes the lock) folds the snapshots of processes
+   gone into ``gone.json``, then deletes them. The archive names the files
+   it absorbed, and a reader reads it last and drops those files, so that
+   each is counted once whenever the reader comes.
 """
 import bisect
 import contextlib
+import fcntl
 import ipaddress
 import logging
 import math
@@ -46,6 +52,8 @@ PROCESS = None  # this process's Metrics, once its command has made one
 CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 LOOPBACK = (ipaddress.ip_network('127.0.0.0/8'), ipaddress.ip_network('::1/128'))
 PREFIX = 'apiphant_'
+ARCHIVE = 'gone.json'
+COMPACT_EVERY = 60  # ticks
 
 # Upper bounds in seconds. An API answers in milliseconds; past 10 s a client has given up.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -105,6 +113,7 @@ class Metrics:
         self.path = None
         self._written = None
         self._failing = False
+        self._ticks = 0
         if self.directory is not None:
             os.makedirs(self.directory, exist_ok=True)
             self.path = os.path.join(self.directory, f'{kind}-{self.pid}.json')
@@ -200,14 +209,14 @@ class Metrics:
         and anything changed since the last write."""
         if self.path is None:
             return
+        self._ticks += 1
+        if self._ticks % COMPACT_EVERY == 0:
+            self.compact()
         data = orjson.dumps(self.snapshot())
         if data == self._written:
             return
-        temporary = os.path.join(self.directory, f'.{self.kind}-{self.pid}.json.tmp')
         try:
-            with open(temporary, 'wb') as file:
-                file.write(data)
-            os.replace(temporary, self.path)
+            self._write(self.path, data)
         except OSError as error:
             if not self._failing:  # once, not every second
                 log.warning('metrics: cannot write %s: %s', self.path, error)
@@ -216,12 +225,48 @@ class Metrics:
         self._failing = False
         self._written = data
 
+    def _write(self, path, data):
+        temporary = os.path.join(self.directory, f'.{self.kind}-{self.pid}.tmp')
+        with open(temporary, 'wb') as file:
+            file.write(data)
+        os.replace(temporary, path)
+
+    def compact(self):
+        """Fold the snapshots of processes gone into the archive, unless
+        another process is doing it."""
+        lock = os.open(os.path.join(self.directory, '.lock'), os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            archive, files = self._read()
+            gone = sorted(name for name, (_, alive) in files.items() if not alive)
+            if not gone:
+                return
+            counters, histograms = {}, {}
+            for snapshot in [files[name][0] for name in gone] + ([archive] if archive is not None else []):
+                _add(snapshot, counters, {}, histograms, alive=False)
+            self._write(os.path.join(self.directory, ARCHIVE), orjson.dumps({
+                'kind': 'gone', 'pid': 0, 'absorbed': gone, 'gauges': [],
+                'counters': [[family, labels, count] for (family, labels), count in counters.items()],
+                'histograms': [[family, labels, *numbers] for (family, labels), numbers in histograms.items()]}))
+            for name in gone:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.directory, name))
+        except BlockingIOError:
+            pass
+        except OSError as error:
+            log.warning('metrics: cannot fold the snapshots of %s: %s', self.directory, error)
+        finally:
+            os.close(lock)  # and the lock with it
+
     def render(self):
         """The Prometheus text exposition (format 0.0.4) of this process and
         of the snapshots in the directory."""
         counters, gauges, histograms = {}, {}, {}
         _add(self.snapshot(), counters, gauges, histograms, alive=True)
-        for snapshot, alive in self._others():
+        archive, files = self._read()
+        if archive is not None:
+            _add(archive, counters, gauges, histograms, alive=False)
+        for snapshot, alive in files.values():
             _add(snapshot, counters, gauges, histograms, alive)
         samples = {}
         for (family, labels), value in (*counters.items(), *gauges.items()):
@@ -234,26 +279,40 @@ class Metrics:
             lines += samples.get(family, ()) if kind == 'histogram' else sorted(samples.get(family, ()))
         return ('\n'.join(lines) + '\n').encode()
 
-    def _others(self):
-        """``(snapshot, alive)`` for each file of the directory but this process's own."""
+    def _read(self):
+        """The archive's snapshot (or None), and ``{name: (snapshot, alive)}``
+        of the other files but this process's own. The archive is read last."""
+        files = {}
         if self.directory is None:
-            return
+            return None, files
         try:
-            entries = [entry.name for entry in os.scandir(self.directory)]
+            names = sorted(os.listdir(self.directory))
         except OSError as error:
             log.warning('metrics: cannot read %s: %s', self.directory, error)
-            return
-        for name in sorted(entries):
-            if name.startswith('.') or not name.endswith('.json') or name == os.path.basename(self.path):
+            return None, files
+        for name in names:
+            if name.startswith('.') or not name.endswith('.json') or name in (ARCHIVE, os.path.basename(self.path)):
                 continue
-            try:
-                with open(os.path.join(self.directory, name), 'rb') as file:
-                    snapshot = orjson.loads(file.read())
-                alive = name == f'{snapshot["kind"]}-{snapshot["pid"]}.json' and _alive(snapshot['pid'])
-            except (OSError, ValueError, TypeError, KeyError) as error:
-                log.warning('metrics: %s is not a snapshot, skipped: %s', name, error)
-                continue
-            yield snapshot, alive
+            snapshot = self._load(name)
+            if snapshot is not None:
+                files[name] = snapshot, name == f'{snapshot["kind"]}-{snapshot["pid"]}.json' and _alive(snapshot['pid'])
+        archive = self._load(ARCHIVE)
+        for name in archive.get('absorbed', ()) if archive is not None else ():
+            files.pop(name, None)
+        return archive, files
+
+    def _load(self, name):
+        try:
+            with open(os.path.join(self.directory, name), 'rb') as file:
+                snapshot = orjson.loads(file.read())
+            if not isinstance(snapshot['pid'], int) or not str(snapshot['kind']).isidentifier():
+                raise ValueError('no kind or pid')
+            return snapshot
+        except FileNotFoundError:  # folded into the archive just now
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            log.warning('metrics: %s is not a snapshot, skipped: %s', name, error)
+            return None
 
 
 def _route(route):

@@ -5,6 +5,7 @@ snapshots of other processes (alive, gone, a PID used twice) added up; the
 
 Counts are exact. Where another process's numbers arrive with its next
 snapshot (once a second), a test polls until they do, then checks them."""
+import fcntl
 import ipaddress
 import json
 import os
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -177,9 +179,7 @@ if sys.argv[2] == 'stay':
 
 
 def test_snapshots_of_processes_alive_and_gone_add_up(tmp_path):
-    gone = subprocess.run([sys.executable, '-c', CHILD, str(tmp_path), 'go'], capture_output=True, text=True,
-                          timeout=30)
-    assert gone.stdout == 'ticked\n', gone.stderr
+    gone_child(tmp_path)
     alive = subprocess.Popen([sys.executable, '-c', CHILD, str(tmp_path), 'stay'],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -204,6 +204,56 @@ def test_snapshots_of_processes_alive_and_gone_add_up(tmp_path):
     assert value(samples, 'apiphant_requests_total', route=ECHO, status='200') == 7  # never backward
     assert value(samples, 'apiphant_requests_in_flight') == 0
     assert len(matching(samples, 'apiphant_process_start_time_seconds')) == 1
+
+
+def gone_child(directory):
+    """A process that counts (CHILD), writes its snapshot and ends."""
+    done = subprocess.run([sys.executable, '-c', CHILD, str(directory), 'go'], capture_output=True, text=True,
+                          timeout=30)
+    assert done.stdout == 'ticked\n', done.stderr
+    return done
+
+
+def test_snapshots_of_processes_gone_are_folded_into_one_file(tmp_path, monkeypatch):
+    gone_child(tmp_path)
+    gone_child(tmp_path)
+    mine = Metrics('api', tmp_path)
+    mine.request_started()
+    mine.request_finished(ECHO, 200, 0.5)
+    before, _ = parse(mine.render())
+    assert value(before, 'apiphant_requests_total', route=ECHO, status='200') == 7
+    folded = {path.name: path.read_bytes() for path in tmp_path.glob('api-*.json') if path != Path(mine.path)}
+    assert len(folded) == 2
+    mine.compact()
+    assert sorted(os.listdir(tmp_path)) == sorted(['.lock', 'gone.json', f'api-{os.getpid()}.json'])
+    assert parse(mine.render())[0] == before
+    for name, data in folded.items():  # as a reader that listed the files just before they were folded sees them
+        (tmp_path / name).write_bytes(data)
+    assert parse(mine.render())[0] == before  # each counted once: the archive names what it absorbed
+    for name in folded:
+        (tmp_path / name).unlink(missing_ok=True)
+    gone_child(tmp_path)
+    monkeypatch.setattr(metrics_module, 'COMPACT_EVERY', 1)
+    mine.tick()  # folds the third one into the archive
+    assert len(list(tmp_path.glob('api-*.json'))) == 1
+    after, _ = parse(mine.render())
+    assert value(after, 'apiphant_requests_total', route=ECHO, status='200') == 10
+    assert value(after, 'apiphant_requests_rejected_total', status='431') == 3
+    assert value(after, 'apiphant_request_duration_seconds_bucket', route=ECHO, le='0.0025') == 9
+
+
+def test_one_process_folds_at_a_time(tmp_path):
+    gone_child(tmp_path)
+    mine = Metrics('api', tmp_path)
+    lock = os.open(tmp_path / '.lock', os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as another process folding now
+        mine.compact()
+    finally:
+        os.close(lock)
+    assert len(list(tmp_path.glob('api-*.json'))) == 2 and not (tmp_path / 'gone.json').exists()
+    mine.compact()
+    assert len(list(tmp_path.glob('api-*.json'))) == 1
 
 
 def test_a_pid_used_again_keeps_the_counts_of_the_first(tmp_path):
