@@ -294,9 +294,12 @@ def test_a_file_that_is_not_a_snapshot_is_skipped(tmp_path, caplog):
     assert 'api-1.json is not a snapshot' in caplog.text
 
 
-def test_kind_is_a_name():
+def test_kind_is_a_name_and_the_directory_usable(tmp_path):
     with pytest.raises(ValueError, match='kind'):
         Metrics('../api')
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(ValueError, match='the metrics directory .*/file/metrics cannot be used'):
+        Metrics('api', tmp_path / 'file' / 'metrics')
 
 
 def test_reporting_sets_the_process_metrics_and_writes_at_the_end(tmp_path):
