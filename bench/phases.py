@@ -56,7 +56,8 @@ from apiphant import codec, current, dispatch, front as front_module, logs  # no
 from apiphant.server import listen  # noqa: E402
 
 PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'peers')
-STACKS = ('apiphant', 'apiphant+log', 'loop', 'lean')
+STACKS = ('apiphant', 'apiphant+log', 'loop', 'lean', 'apiphant+nodelay')
+DEFAULT_STACKS = STACKS[:4]  # apiphant+nodelay: a what-if, TCP_NODELAY set on each connection
 PHASES = ('read', 'parse', 'route', 'context', 'decode', 'call', 'encode', 'respond', 'log', 'write', 'front')
 ABOUT = {
     'read': 'recv() on the raw socket (EAGAIN included)',
@@ -307,6 +308,71 @@ def timed_log(access_log, phases):
     return timed
 
 
+class LoopSeams:
+    """The same seams in peers/httptools_loop.py, through its module's names:
+    its parser, orjson, gevent.sleep, and the socket its handle is given
+    (recv and sendall done on the raw socket, as gevent does them, with the
+    waits bracketed)."""
+
+    def __init__(self, phases):
+        self.phases = phases
+        self.module = None
+        self.saved = {}
+
+    def apply(self, module):
+        p = self.phases
+        self.module = module
+        self.saved = {name: getattr(module, name) for name in ('HttpRequestParser', 'orjson', 'gevent')}
+        parser = self.saved['HttpRequestParser']
+
+        class TimedParser(parser):
+            feed_data = p.wrap('parse', parser.feed_data)
+        module.HttpRequestParser = TimedParser
+        module.orjson = _Namespace(loads=p.wrap('decode', module.orjson.loads),
+                                   dumps=p.wrap('encode', module.orjson.dumps))
+        module.gevent = _Namespace(sleep=p.switching('front', module.gevent.sleep))
+
+    def handle(self, handle):
+        p = self.phases
+        body = p.greenlet('front', handle)
+        return lambda sock, address: body(LoopSocket(sock, p), address)
+
+    def undo(self):
+        for name, value in self.saved.items():
+            setattr(self.module, name, value)
+
+
+class _Namespace:
+    def __init__(self, **names):
+        vars(self).update(names)
+
+
+class LoopSocket:
+    """gevent's socket for the loop: recv and sendall as gevent does them, on the raw socket, timed."""
+
+    def __init__(self, sock, phases):
+        self._real = sock
+        self._recv = phases.wrap('read', sock._sock.recv)
+        self._send = phases.wrap('write', sock._sock.send)
+        self._wait = phases.switching('front', sock._wait)
+        self._read_event = sock._read_event
+
+    def recv(self, size):
+        while True:
+            try:
+                return self._recv(size)
+            except BlockingIOError:
+                self._wait(self._read_event)
+
+    def sendall(self, data):
+        sent = self._send(data)
+        if sent < len(data):
+            self._real.sendall(data[sent:])
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
 # The load.
 
 def wrk_request(port):
@@ -317,6 +383,8 @@ def wrk_request(port):
 def client(address, count, phases, answers):
     """``count`` echo POSTs one after the other on one connection; the first answer is kept."""
     sock = socket.create_connection(address)
+    # Connecting switched greenlets outside any bracket: what ran meanwhile is not the client's.
+    phases.resume = phases.clock()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     raw, event = sock._sock, sock._read_event
     wait = phases.switching('client', sock._wait)
@@ -388,13 +456,25 @@ def start(stack, application, phases, seams, timed):
         front = front_module.Front(application, listener, access_log=access_log)
         if timed:
             seams.apply_to_front(front)
+        if stack == 'apiphant+nodelay':
+            handle = front.server.handle
+
+            def nodelay(sock, address):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return handle(sock, address)
+            front.server.set_handle(nodelay)
         front.start()
         return listener.getsockname(), lambda: front.drain(1.0)
-    sys.path.insert(0, PEERS)
+    if PEERS not in sys.path:
+        sys.path.insert(0, PEERS)
     loop = importlib.import_module('httptools_loop')
     loop.NODELAY = loop.YIELD = stack == 'lean'
     loop.NAME = stack
-    stream = StreamServer(listener, loop.handle)
+    handle = loop.handle
+    if timed:
+        seams.apply(loop)
+        handle = seams.handle(handle)
+    stream = StreamServer(listener, handle)
     stream.start()
     return listener.getsockname(), stream.stop
 
@@ -424,10 +504,11 @@ def one_pass(stack, application, args, phases, seams=None, profile=None):
         requests_per_second = requests / elapsed  # clients and server on one core
     measured = Pass((used - client) / requests * 1e6, requests_per_second)
     if timed:
-        served = phases.calls['respond']
+        apiphant = stack.startswith('apiphant')
+        served = phases.calls['respond' if apiphant else 'decode']
         if served < requests:
             missing(f'Application.respond (called {served} times for {requests} requests)')
-        for phase in PER_REQUEST:
+        for phase in PER_REQUEST if apiphant else ():
             if phases.calls[phase] < served:
                 missing(f'the {phase} seam (called {phases.calls[phase]} times for {served} requests)')
         for phase in ('read', 'parse', 'write'):
@@ -443,12 +524,12 @@ def by_phase(timed, overhead):
     rows = []
     for each in timed:
         ns = corrected(each.raw, overhead)
-        rows.append(({phase: ns[phase] / each.served / 1e3 for phase in PHASES},
+        rows.append(({phase: ns.get(phase, 0) / each.served / 1e3 for phase in PHASES},
                      {phase: each.raw.calls.get(phase, 0) / each.served for phase in PHASES}))
     return rows
 
 
-def report(plain, timed, args):
+def report(plain, timed, overheads, args):
     lean = statistics.median(each.cpu_per_request for each in plain['lean']) if 'lean' in plain else None
     # In process the clients share the core: req/s is shown for the wrk load only.
     print(f'\n{"stack":<13} {"us/req":>7} {"/lean":>6} {"req/s":>8}  rounds (us/req)')
@@ -460,21 +541,29 @@ def report(plain, timed, args):
               f'{" ".join(f"{each.cpu_per_request:.2f}" for each in passes)}')
     if not timed:
         return
-    total = statistics.median(each.cpu_per_request for each in plain['apiphant+log'])
-    overhead = args.overhead
-    print(f'\napiphant+log by phase ({args.clock} clock; a wrapper costs {overhead.inner:.0f} ns inside what it '
-          f'times, {overhead.outer:.0f} ns to its caller empty, {overhead.in_place:.0f} ns in place; timed passes '
-          f'ran at {statistics.median(each.cpu_per_request for each in timed):.2f} us/req)')
-    print(f'{"phase":<8} {"us/req":>7} {"share":>6} {"calls/req":>9}  what')
-    rest = total
-    rows = by_phase(timed, overhead)
-    for phase in PHASES:
-        value = statistics.median(row[0][phase] for row in rows)
-        calls = statistics.median(row[1][phase] for row in rows)
-        rest -= value
-        print(f'{phase:<8} {value:7.2f} {value / total:6.1%} {calls:9.2f}  {ABOUT[phase]}')
-    print(f'{"hub":<8} {rest:7.2f} {rest / total:6.1%} {"":>9}  {ABOUT["hub"]}')
-    print(f'{"total":<8} {total:7.2f} {1:6.1%} {"":>9}  plain apiphant+log passes')
+    columns = {}  # stack: {phase: (us, calls)}, hub and total included
+    for stack, passes in timed.items():
+        rows = by_phase(passes, overheads[stack])
+        total = statistics.median(each.cpu_per_request for each in plain[stack])
+        column = {phase: (statistics.median(row[0][phase] for row in rows),
+                          statistics.median(row[1][phase] for row in rows)) for phase in PHASES}
+        column['hub'] = (total - sum(value for value, _ in column.values()), 0)
+        column['total'] = (total, 0)
+        columns[stack] = column
+        overhead = overheads[stack]
+        print(f'\n{stack}: a wrapper costs {overhead.inner:.0f} ns inside what it times, {overhead.outer:.0f} ns '
+              f'to its caller empty, {overhead.in_place:.0f} ns in place; timed passes ran at '
+              f'{statistics.median(each.cpu_per_request for each in passes):.2f} us/req ({args.clock} clock)')
+    names = list(columns)
+    print(f'\n{"phase":<8} ' + ' '.join(f'{name:>13} {"calls":>5}' for name in names)
+          + (f' {"diff":>6}' if len(names) == 2 else '') + '  what (apiphant)')
+    for phase in (*PHASES, 'hub', 'total'):
+        cells = ' '.join(f'{columns[name][phase][0]:13.2f} {columns[name][phase][1] or 0:5.2f}'
+                         if phase not in ('hub', 'total') else f'{columns[name][phase][0]:13.2f} {"":>5}'
+                         for name in names)
+        diff = f' {columns[names[1]][phase][0] - columns[names[0]][phase][0]:+6.2f}' if len(names) == 2 else ''
+        about = ABOUT.get(phase, 'the plain passes (getrusage less the clients)')
+        print(f'{phase:<8} {cells}{diff}  {about}')
 
 
 def main():
@@ -499,28 +588,30 @@ def main():
     application = dispatch.app(str(server.EXAMPLE))
     phases = Phases(clock)
     seams = Seams(application, phases)
-    stacks = args.only or STACKS
+    stacks = args.only or DEFAULT_STACKS
     load = (f'{args.connections} in-process clients, {args.requests} requests' if args.load == 'inproc' else
             ' '.join(wrk.command('URL', args.duration, args.connections)[3:]))
     print(f'in process on core {server.CORE}: {", ".join(stacks)}; {load}', flush=True)
-    plain, timed, doubled = {stack: [] for stack in stacks}, [], []
+    split = {stack: seams if stack.startswith('apiphant') else LoopSeams(phases)
+             for stack in ('lean', 'apiphant+log') if stack in stacks}
+    plain, timed, doubled = {stack: [] for stack in stacks}, {stack: [] for stack in split}, \
+        {stack: [] for stack in split}
     for number in range(1, args.rounds + 1):
         for stack in stacks:
             plain[stack].append(one_pass(stack, application, args, phases))
-        if 'apiphant+log' in stacks:
-            timed.append(one_pass('apiphant+log', application, args, phases, seams))
+        for stack, its_seams in split.items():
+            timed[stack].append(one_pass(stack, application, args, phases, its_seams))
             phases.layers = 2
-            doubled.append(one_pass('apiphant+log', application, args, phases, seams))
+            doubled[stack].append(one_pass(stack, application, args, phases, its_seams))
             phases.layers = 1
         print(f'round {number}/{args.rounds}: ' + ', '.join(f'{stack} {passes[-1].cpu_per_request:.2f}'
                                                             for stack, passes in plain.items()) + ' us/req',
               file=sys.stderr, flush=True)
-    if timed:
-        # What a second layer of wrappers adds, per wrapped call: one wrapper's cost in place.
-        args.overhead = dataclasses.replace(args.overhead, in_place=statistics.median(
-            (twice.cpu_per_request - once.cpu_per_request) * 1e3 / (sum(once.raw.calls.values()) / once.served)
-            for once, twice in zip(timed, doubled)))
-    report(plain, timed, args)
+    # What a second layer of wrappers adds, per wrapped call: one wrapper's cost in place.
+    overheads = {stack: dataclasses.replace(args.overhead, in_place=statistics.median(
+        (twice.cpu_per_request - once.cpu_per_request) * 1e3 / (sum(once.raw.calls.values()) / once.served)
+        for once, twice in zip(timed[stack], doubled[stack]))) for stack in split}
+    report(plain, timed, overheads, args)
     if args.profile:
         profile = cProfile.Profile()
         one_pass('apiphant+log', application, args, phases, profile=profile)
