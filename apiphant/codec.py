@@ -4,9 +4,11 @@ encode what actions commonly return.
 Strict on input: a UTF-8 JSON object, no NaN, no 1e400, no lone surrogates,
 no key given twice in an object (the last would silently win), no integer
 beyond 64 bits (orjson would make it a float), at most MAX_DEPTH levels of
-nesting and MAX_VALUES values. A body larger than LARGE is measured before
-it is decoded, and decoded in a thread, so that one large body does not hold
-the hub (and every other client) for the tens of milliseconds it takes.
+nesting and MAX_VALUES values. A body larger than LARGE is counted before it
+is decoded, and large bodies take turns: one at a time, each after what is
+ready to run, so that the tens of milliseconds each costs the event loop
+delay other clients by one of them at most, not by all (a thread would not
+help: orjson and the walk hold the GIL).
 """
 import datetime
 import decimal
@@ -31,7 +33,6 @@ _NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
 _new = dict.__new__
 _update = dict.update
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_WHITESPACE = re.compile(rb'[ \t\r\n]+')
 _LONG_NUMBER = re.compile(rb'\d{19}').search  # 64 bits need 19 digits or 20
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson keeps exact
 
@@ -44,7 +45,7 @@ def decode(body):
     if type(body) is not bytes:  # a bytearray or memoryview, from a WSGI server
         body = bytes(body)
     if len(body) > LARGE:
-        return _off_hub(_decode_large, body)
+        return _take_turn(_decode_large, body)
     return _decode(body)
 
 
@@ -88,7 +89,7 @@ def _decode_large(body):
     more than its commas, so with the strings taken out the count is exact
     (a first bound, from the bytes as they are, is enough for most)."""
     if _values(body) > MAX_VALUES:
-        plain = _WHITESPACE.sub(b'', _STRING.sub(b'""', body))
+        plain = _STRING.sub(b'""', body).translate(None, b' \t\r\n')
         if _values(plain) - plain.count(b'[]') - plain.count(b'{}') > MAX_VALUES:
             _too_much(0, MAX_VALUES + 1)
     return _decode(body)
@@ -98,21 +99,19 @@ def _values(text):
     return text.count(b',') + text.count(b'[') + text.count(b'{')
 
 
-def _off_hub(function, body):
-    """``function(body)`` in the hub's thread pool: the hub serves others
-    meanwhile (the GIL changes hands every few milliseconds)."""
+_turns = []  # the semaphore of large bodies, made at first use (after gevent's patch)
+
+
+def _take_turn(function, body):
+    """``function(body)`` once no other large body is decoded and what is
+    ready to run (small requests) has run."""
     import gevent
-    error, value = gevent.get_hub().threadpool.apply(_caught, (function, body))
-    if error is not None:
-        raise error
-    return value
-
-
-def _caught(function, body):
-    try:
-        return None, function(body)
-    except ApiError as error:  # raised here, in the caller's greenlet, not printed by the pool
-        return error, None
+    if not _turns:
+        import gevent.lock
+        _turns.append(gevent.lock.Semaphore())
+    with _turns[0]:
+        gevent.idle()
+        return function(body)
 
 
 def _too_much(depth, values):
