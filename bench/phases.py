@@ -1,30 +1,31 @@
 """apiphant's echo, its CPU per request split by phase, beside the lean loop's; run by hand, never in tests.
 
 Usage: .venv/bin/python bench/phases.py [--load inproc|wrk] [--requests 200000] [--duration 10]
-                                        [--connections 50] [--rounds 3] [--clock wall|thread] [--profile]
+           [--connections 50] [--rounds 3] [--only STACK] [--clock thread|wall] [--profile]
 Everything runs in this process, pinned to core 0: the real Front and
-Application of examples/myproduct (with and without the access log, to
-/dev/null), and the loops of peers/httptools_loop.py (`loop`, and `lean`:
+Application of examples/myproduct (`apiphant`; `apiphant+log` with the access
+log to /dev/null; `apiphant+nodelay`, by name only, a what-if with
+TCP_NODELAY) and the loops of peers/httptools_loop.py (`loop`, and `lean`:
 TCP_NODELAY, a yield after each batch). The load is either
 
 - inproc (the default): --connections client greenlets in this process, each
   sending --requests / --connections echo POSTs one after the other over
-  loopback, the very bytes wrk sends. Deterministic, and no other core is
-  woken: the figures are the server's own CPU. The clients' own time is
-  measured and taken out; the hub's, shared by both ends, stays in `hub`.
+  loopback, the very bytes wrk sends. No other core is woken: the figures
+  are the server's own CPU. The clients' own time is measured and taken
+  out; the hub's, shared by both ends, stays in `hub`.
 - wrk on core 1, as run.py does. Each send then also pays for waking wrk,
   a cost that grows when the server is slowed down, by the wrappers too.
 
 For each stack and round a plain pass gives the server's CPU per request
-(getrusage, less the clients' time). Then a timed pass of apiphant with its
-access log wraps the stable seams of the request path and sums per phase the
-time inside them, less the seams nested in them and less the wrappers' own
-cost (measured on an empty wrapped call). `front` is the connection
-greenlets' time outside every seam (the loop, llhttp's callbacks outside
-feed_data are not: they run inside it, the answer's head); `hub` is the plain
-total less all that (gevent's loop, epoll, greenlet switches). A seam that is
-gone or never called stops the script: after a refactor, fix the seam here
-rather than read a wrong table.
+(getrusage, less the clients' time). Then `apiphant+log` and `lean` run
+timed: the stable seams of their request paths are wrapped, and each phase
+sums the time inside its seams, less the seams nested in them and less the
+wrappers' own cost (measured on an empty wrapped call, and in place: what a
+second layer of wrappers adds). `front` is the connection greenlets' time
+outside every seam (the loop, the answer's head); `hub` is the plain total
+less all that (gevent's loop, epoll, greenlet switches). A seam that is gone
+or never called stops the script: after a refactor, fix the seam here rather
+than read a wrong table.
 """
 from gevent import monkey
 
