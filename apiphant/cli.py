@@ -117,10 +117,10 @@ def serve_alone(args):
 
 def _application(args, *, start=True):
     metrics = None
-    if start and args.metrics:
-        from apiphant import metrics as process_metrics
-        metrics = process_metrics.PROCESS = process_metrics.Metrics('api', args.metrics_dir or None)
     try:
+        if start and args.metrics:
+            from apiphant import metrics as process_metrics
+            metrics = process_metrics.PROCESS = process_metrics.Metrics('api', args.metrics_dir or None)
         return app(args.product, max_body_size=args.max_body_size, start=start, rate_limit=args.rate_limit,
                    max_in_flight=args.max_in_flight, metrics=metrics, metrics_allow=args.metrics_allow,
                    require_json=args.require_json)

@@ -531,7 +531,7 @@ class Connection:
             metrics.request_started()
         status, extra, payload = app.respond(route, method, message.body, message.content_type, context)
         if metrics is not None:
-            metrics.request_finished(route.path if route is not None else None, int(status[:3]),
+            metrics.request_finished(route.path if route is not None else None, status,
                                      time.perf_counter() - started)
         if access_log is not None:
             access_log(client, method, path.decode('latin-1'), status, time.perf_counter() - started, request_id)

@@ -12,7 +12,7 @@ import time
 
 from apiphant.errors import ServiceUnavailable, TooManyRequests
 
-__all__ = ['Rate', 'RateLimits', 'Proxies', 'networks', 'SHED_RETRY_AFTER']
+__all__ = ['Rate', 'RateLimits', 'Proxies', 'networks', 'contains', 'SHED_RETRY_AFTER']
 
 SHED_RETRY_AFTER = 1  # seconds a shed client is told to wait: requests in flight end fast or time out
 _PERIODS = {'s': 1.0, 'second': 1.0, 'm': 60.0, 'minute': 60.0, 'h': 3600.0, 'hour': 3600.0}
@@ -100,10 +100,12 @@ def networks(text):
 
 
 def contains(nets, address):
-    """Whether ``address`` (text) is in one of ``nets``; False for what is not an address."""
+    """Whether ``address`` (text) is in one of ``nets`` (ipaddress networks);
+    an IPv4-mapped IPv6 address counts as its IPv4; False for what is not an
+    address (None, a Unix socket's path)."""
     try:
         ip = ipaddress.ip_address(address)
-    except ValueError:
+    except (TypeError, ValueError):
         return False
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped

@@ -42,9 +42,10 @@ import orjson
 
 from apiphant.current import context
 from apiphant.errors import Forbidden
+from apiphant.limits import contains
 from apiphant.routing import Route
 
-__all__ = ['Metrics', 'PROCESS', 'route', 'reporting', 'allows', 'database_wait', 'database_unavailable',
+__all__ = ['Metrics', 'PROCESS', 'route', 'reporting', 'database_wait', 'database_unavailable',
            'task_run', 'CONTENT_TYPE', 'LOOPBACK', 'REQUEST_BUCKETS', 'WAIT_BUCKETS', 'TASK_BUCKETS']
 
 log = logging.getLogger('apiphant')
@@ -430,18 +431,6 @@ def reporting(kind, directory):
         PROCESS = None
 
 
-def allows(networks, client):
-    """Whether ``client`` (an address as text) is in one of ``networks``
-    (ipaddress networks); an IPv4-mapped IPv6 address counts as its IPv4."""
-    try:
-        address = ipaddress.ip_address(client)
-    except (TypeError, ValueError):  # None, a Unix socket's path
-        return False
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
-
-
 def route(metrics, allowed=LOOPBACK):
     """The Route of ``GET /metrics``: ``metrics.render()`` for a client in
     ``allowed`` (ipaddress networks), 403 for any other."""
@@ -449,7 +438,7 @@ def route(metrics, allowed=LOOPBACK):
 
     def metrics_page(request, start_response):
         """Prometheus metrics of the service's processes (text format 0.0.4), for clients in metrics_allow."""
-        if not allows(allowed, context.client):
+        if not contains(allowed, context.client):
             raise Forbidden()
         body = metrics.render()
         start_response('200 OK', [('Content-Type', CONTENT_TYPE)])

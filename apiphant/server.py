@@ -90,4 +90,6 @@ def serve(application, listener, *, name='apiphant', shutdown_timeout=8.0, acces
         os.write(pipe, b'r')
     stopping.wait()
     front.drain(shutdown_timeout)
+    if front.metrics is not None:
+        front.metrics.tick()  # what it counted since the last tick, for the processes that stay
     log.info('stopped')

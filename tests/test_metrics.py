@@ -23,7 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apiphant import metrics as metrics_module
 from apiphant.dispatch import Application
-from apiphant.metrics import CONTENT_TYPE, FAMILIES, LOOPBACK, REQUEST_BUCKETS, Metrics, allows, reporting, route
+from apiphant.limits import contains
+from apiphant.metrics import CONTENT_TYPE, FAMILIES, LOOPBACK, REQUEST_BUCKETS, Metrics, reporting, route
 from conftest import PRODUCTS, ROOT, raw_exchange
 from test_crud import ok, post
 from test_crud_faults import holding
@@ -342,7 +343,7 @@ def test_the_route_answers_allowed_clients_only():
     ('127.0.0.1', True), ('127.8.9.10', True), ('::1', True), ('::ffff:127.0.0.1', True),
     ('203.0.113.9', False), ('::2', False), (None, False), ('/run/apiphant.sock', False), ('', False)])
 def test_allows(client, allowed):
-    assert allows(LOOPBACK, client) is allowed
+    assert contains(LOOPBACK, client) is allowed
 
 
 # The real daemon
