@@ -9,6 +9,7 @@ import datetime
 import os
 import sqlite3
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -615,3 +616,78 @@ def test_the_readmes_own_actions(server):
     completed = ok(server, 'tasks/list', {'where': {'is_completed': True}})['meta']['total_objects']
     assert ok(server, 'tasks/purge') == {'deleted': completed}
     assert post(server, 'tasks/read', {'id': second['id']}).json() == NOT_FOUND
+
+
+# Hardening (issue 11): hidden columns, the size of an answer, values the
+# database refuses, read-then-update under concurrency.
+
+@pytest.mark.parametrize('action', ['create', 'update'])
+def test_a_hidden_column_is_not_client_writable_unless_said(server, backend, batch, action):
+    _, database = backend
+    row = ok(server, 'items/create', {'batch': batch, 'secret': 'hush'})  # writable=True says so
+    data = {'batch': batch, 'internal': 'x'} if action == 'create' else {'id': row['id'], 'internal': 'x'}
+    assert field_error(post(server, f'items/{action}', data), 'internal') == 'not writable'
+    assert database.query(f"SELECT secret, internal FROM items WHERE batch = '{batch}'") == [('hush', None)]
+
+
+def test_text_columns_have_a_default_max_length(server, batch):
+    ok(server, 'docs/create', {'batch': batch, 'summary': 'x' * 65536})
+    assert 'at most 65536' in field_error(post(server, 'docs/create', {'batch': batch, 'summary': 'x' * 65537}),
+                                          'summary')
+    assert len(ok(server, 'docs/create', {'batch': batch, 'body': 'x' * 100_000})['body']) == 100_000  # max_length=None
+
+
+def test_an_answer_past_its_text_budget_says_how_many_rows_fit(server, batch):
+    where = {'batch': batch}  # 12 characters in each row, and 3,000 of body: 3 rows fit in 10,000
+    for i in range(5):
+        ok(server, 'docs/create', {'batch': batch, 'body': f'{i}' * 3000})
+    assert 'at most 3 of these rows fit' in field_error(
+        post(server, 'docs/list', {'where': where, 'page_size': 5}), 'page_size')
+    assert len(ok(server, 'docs/list', {'where': where, 'page_size': 3})['data']) == 3
+    assert len(ok(server, 'docs/list', {'where': where, 'page_size': 3, 'page': 2})['data']) == 2
+    field_error(post(server, 'docs/sample', {'where': where, 'page_size': 5}), 'page_size')
+    assert len(ok(server, 'docs/sample', {'where': where, 'page_size': 3})['data']) == 3
+    field_error(post(server, 'docs/group', {'field': 'body', 'where': where}), 'page_size')
+    assert len(ok(server, 'docs/group', {'field': 'body', 'where': where, 'page_size': 3})['data']) == 3
+    huge = ok(server, 'docs/create', {'batch': batch, 'body': 'y' * 10_001})
+    assert 'read it by id' in field_error(post(server, 'docs/list', {'where': {'id': huge['id']}}), 'page_size')
+    assert ok(server, 'docs/read', {'id': huge['id']})['body'] == 'y' * 10_001
+
+
+def test_a_pattern_may_end_with_an_escaped_backslash(server, batch):
+    ok(server, 'items/create', {'batch': batch, 'name': 'C:\\'})
+    ok(server, 'items/create', {'batch': batch, 'name': 'C:'})
+    assert names(server, batch, {'name': {'$like': 'C:\\\\'}}) == ['C:\\']
+    assert names(server, batch, {'name': {'$ilike': 'c:\\\\'}}) == ['C:\\']
+    for operator in ('$like', '$ilike'):
+        assert 'escape' in field_error(post(server, 'items/list', {'where': {'name': {operator: 'C:\\'}}}), 'where')
+
+
+def test_stats_of_huge_floats_never_overflow(server, batch):
+    where = {'batch': batch}
+    for price in (1e308, 1e308):
+        ok(server, 'items/create', {'batch': batch, 'price': price})
+    answer = ok(server, 'items/stats', {'fields': ['price', 'count'], 'where': where})
+    assert answer['price'] == {'min': 1e308, 'max': 1e308, 'avg': pytest.approx(1e308, rel=1e-12)}
+    ok(server, 'items/create', {'batch': batch, 'price': -1.7e308})
+    answer = ok(server, 'items/stats', {'fields': ['price'], 'where': where})
+    assert answer['price'] == {'min': -1.7e308, 'max': 1e308, 'avg': pytest.approx(0.3e308 / 3, rel=1e-9)}
+
+
+def test_read_then_update_in_a_transaction_loses_no_increment(server, batch):
+    """2,000 increments from 20 clients, read by read or by list: 2,000."""
+    row = ok(server, 'items/create', {'batch': batch})
+
+    def increments(client):
+        session, statuses = requests.Session(), []
+        for _ in range(100):
+            response = session.post(f'{server.url}/api/v0/custom/increment', timeout=60,
+                                    json={'id': row['id'], 'via': 'list' if client % 2 else 'read'})
+            statuses.append(response.status_code)
+        return statuses
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = [status for client in pool.map(increments, range(20)) for status in client]
+    assert statuses == [200] * 2000
+    final = ok(server, 'items/read', {'id': row['id']})
+    assert (final['count'], final['version']) == (2000, 2001)

@@ -168,6 +168,8 @@ BAD_WHERES = [
         '$in': [1]}}, '$or': [{'count': i} for i in range(29)]}),
     ('pattern too long', {'name': {'$like': 'a' * 201}}),
     ('too many wildcards', {'name': {'$like': '%a' * 9}}),
+    ('pattern ending in the escape', {'name': {'$like': 'abc\\'}}),
+    ('pattern ending in an escaped escape and the escape', {'name': {'$ilike': '%\\\\\\'}}),
     ('string too long', {'name': 'a' * 1001}),
 ]
 
@@ -185,6 +187,7 @@ def test_limits_are_exact():
     assert compiled({'$or': [{'count': i} for i in range(32)]}) is not None
     assert compiled({'count': {'$in': list(range(100))}}) is not None
     assert compiled({'name': {'$like': '%a' * 8}}) is not None
+    assert compiled({'name': {'$like': '%\\\\'}}) is not None  # ends with an escaped backslash
     assert compiled({'$and': [{'$and': [{'$and': [{'$and': [{'$and': [{'name': 'x'}]}]}]}]}]}) is not None
     strict = Limits(max_depth=1, max_conditions=2)
     compile_where({'name': 'x', 'count': 1}, FIELDS, strict)

@@ -2,11 +2,15 @@
 (how many rows have each value of a field), ``stats`` (minimum, maximum and
 average of fields) and ``sample`` (random rows). Each takes the ``where`` of
 ``list``."""
+import math
+
 import sqlalchemy as sa
 
 from apiphant.errors import Invalid, Missing
 from apiphant.request import Request
-from apiphant.crud import fields, query
+from apiphant.crud import fields, query, storage
+
+_SCALE = 2.0 ** 1000  # exact for floats: divides the largest below 2 ** 24
 
 __all__ = ['group', 'stats', 'sample']
 
@@ -27,12 +31,17 @@ def group(table, request):
                  .order_by(count.desc(), column.asc().nulls_first()).limit(limit))
     if where is not None:
         statement = statement.where(where)
-    with table.prepare().connect() as connection:
-        return {'data': [{'value': value, 'count': number} for value, number in connection.execute(statement)]}
+    with table.prepare().connect() as connection, fields.refused('where'):
+        rows = connection.execute(statement).all()
+    if table.columns[name].kind.name == 'str' and not table._fits([table.columns[name]]):
+        table.bound_text(rows, (0,))
+    return {'data': [{'value': value, 'count': number} for value, number in rows]}
 
 
 def stats(table, request):
-    """``{field: {"min", "max", "avg"}}``, each null when no row matches."""
+    """``{field: {"min", "max", "avg"}}``, each null when no row matches.
+    The average of floats never overflows: PostgreSQL sums them as numeric,
+    and SQLite, whose sum reached infinity, sums them again scaled down."""
     fields.only(request, ('fields', 'where'))
     names = request.get('fields')
     if names is None:
@@ -42,16 +51,28 @@ def stats(table, request):
             or len(set(names)) != len(names)):
         raise Invalid('fields', f'a list of distinct fields among {", ".join(table.stats_fields)}')
     where = table.where(request)
+    database = table.prepare()
     selected = []
     for name in names:
         column = table.sql.c[name]
-        # PostgreSQL's avg of integers is a numeric: a float, as in SQLite.
-        selected += [sa.func.min(column), sa.func.max(column), sa.type_coerce(sa.func.avg(column), sa.Float())]
+        averaged = column
+        if database.dialect == 'postgresql' and table.columns[name].kind.name == 'float':
+            averaged = sa.cast(column, sa.Numeric())
+        # PostgreSQL's avg of integers and numerics is a numeric: a float, as in SQLite.
+        selected += [sa.func.min(column), sa.func.max(column), sa.type_coerce(sa.func.avg(averaged), sa.Float())]
     statement = sa.select(*selected).select_from(table.sql)
     if where is not None:
         statement = statement.where(where)
-    with table.prepare().connect() as connection:
-        values = connection.execute(statement).one()
+    with database.connect() as connection, fields.refused('where'):
+        values = list(connection.execute(statement).one())
+        overflowed = [i for i in range(len(names)) if values[3 * i + 2] is not None
+                      and not math.isfinite(values[3 * i + 2])]
+        if overflowed:
+            scaled = sa.select(*(sa.func.avg(table.sql.c[names[i]] / _SCALE) for i in overflowed))
+            again = connection.execute(scaled if where is None else scaled.where(where)).one()
+            for i, average in zip(overflowed, again):
+                low, high = values[3 * i], values[3 * i + 1]
+                values[3 * i + 2] = min(max(average * _SCALE, low), high)
     return {name: {'min': values[3 * i], 'max': values[3 * i + 1], 'avg': values[3 * i + 2]}
             for i, name in enumerate(names)}
 
@@ -64,5 +85,10 @@ def sample(table, request):
     statement = sa.select(*table.visible).order_by(sa.func.random()).limit(page_size)
     if where is not None:
         statement = statement.where(where)
-    with table.prepare().connect() as connection:
-        return {'data': [Request(row._mapping) for row in connection.execute(statement)]}
+    with table.prepare().connect() as connection, fields.refused('where'):
+        if storage.locks_rows(connection):
+            statement = statement.with_for_update()
+        rows = connection.execute(statement).all()
+    if not table._texts_fit:
+        table.bound_text(rows, table._text_places)
+    return {'data': [Request(row._mapping) for row in rows]}

@@ -13,11 +13,15 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-__all__ = ['Column', 'Kind', 'KINDS', 'UtcDateTime', 'INT64_MIN', 'INT64_MAX']
+__all__ = ['Column', 'Kind', 'KINDS', 'UtcDateTime', 'INT64_MIN', 'INT64_MAX', 'DEFAULT_MAX_LENGTH']
 
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
 UTC = datetime.timezone.utc
 _ISO_MAX = 64  # longer than any ISO 8601 date and time
+# A page of list holds page_size rows of such values: 100 x 64 Ki characters
+# is the answer of one full text column, which stays a few MB.
+DEFAULT_MAX_LENGTH = 65536
+_DEFAULT = object()
 
 
 class UtcDateTime(sa.types.TypeDecorator):
@@ -139,25 +143,32 @@ class Column:
     - ``default``: the value a create that leaves it out stores: a value, a
       callable, or ``'now'`` for a datetime or date. A column with a default
       is never null.
-    - ``max_length`` (str), ``choices`` (any kind): further checks.
+    - ``max_length`` (str; ``DEFAULT_MAX_LENGTH`` unless given, ``None``
+      for none), ``choices`` (any kind): further checks.
     - ``writable=False``: clients cannot set it; hooks and server code can.
-    - ``hidden=True``: never leaves the server (not answered, not queried).
+    - ``hidden=True``: never leaves the server (not answered, not queried),
+      and clients cannot set it either unless ``writable=True`` says so.
 
     Any other column may be null, and is null when a create leaves it out.
     """
 
     __slots__ = ('kind', 'required', 'default', 'max_length', 'choices', 'writable', 'hidden', 'name')
 
-    def __init__(self, kind, *, required=False, default=None, max_length=None, choices=None,
-                 writable=True, hidden=False):
+    def __init__(self, kind, *, required=False, default=None, max_length=_DEFAULT, choices=None,
+                 writable=None, hidden=False):
         self.kind = KINDS.get(kind) if isinstance(kind, str) else _BY_TYPE.get(kind)
         if self.kind is None:
             raise TypeError(f'Column kind {kind!r} should be one of str, int, float, bool, '
                             f"'datetime', 'date'")
         if required and default is not None:
             raise TypeError('a required column has no default: a create must give it')
+        if writable is None:
+            writable = not hidden
+        if max_length is _DEFAULT:
+            max_length = DEFAULT_MAX_LENGTH if self.kind.name == 'str' else None
         if required and not writable:
-            raise TypeError('a required column should be writable: a client must give it')
+            raise TypeError('a required column should be writable: a client must give it '
+                            '(a hidden one says writable=True)')
         if max_length is not None and (self.kind.name != 'str' or type(max_length) is not int
                                        or max_length < 1):
             raise TypeError('max_length is a positive int, for a str column')

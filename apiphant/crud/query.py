@@ -175,6 +175,11 @@ class _Compiler:
                     self.fail(f'{what}: a pattern of more than {limits.max_pattern} characters')
                 if argument.count('%') > limits.max_wildcards:
                     self.fail(f'{what}: a pattern with more than {limits.max_wildcards} %')
+                # PostgreSQL refuses a pattern that ends in its escape; SQLite
+                # would match nothing: the same 400 on both.
+                if (len(argument) - len(argument.rstrip('\\'))) % 2:
+                    self.fail(f'{what}: a pattern cannot end with the escape character \\; '
+                              f'\\\\ matches a backslash')
             return argument
         if takes == 'list':
             if not isinstance(argument, list) or len(argument) > limits.max_list:

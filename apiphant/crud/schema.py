@@ -28,7 +28,7 @@ class SchemaError(ProductError):
 def prepare(database, table):
     """Create or extend ``table`` (a ``Table``) in ``database``."""
     sql = table.sql
-    with database.transaction() as connection:
+    with database.transaction(timeout=None) as connection:  # a table's first column may take long
         if connection.dialect.name == 'postgresql':
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended("
                                        "current_schema() || '.apiphant.crud.' || :name, 0))"),

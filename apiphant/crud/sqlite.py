@@ -16,9 +16,17 @@ Rules that keep the number of thread hops low (each costs ~50 µs):
 
 A connection is used by one greenlet at a time (SQLAlchemy's pool sees to
 it), so moving it between threads is safe: ``check_same_thread=False``.
+
+A cursor given a ``deadline`` (``time.monotonic()``) is interrupted there:
+a timer of the hub calls ``sqlite3_interrupt``, which is made to be called
+from another thread, and the statement fails with "interrupted" (a write
+transaction it was in is rolled back).
 """
 import collections
 import sqlite3
+import time
+
+import gevent
 
 __all__ = ['connect', 'Connection']
 
@@ -101,6 +109,7 @@ class Cursor:
         self._connection = connection
         self._rows = None
         self.arraysize = 1
+        self.deadline = None
 
     def execute(self, statement, parameters=()):
         return self._execute(statement, parameters, False)
@@ -111,7 +120,16 @@ class Cursor:
     def _execute(self, statement, parameters, many):
         connection = self._connection
         begin, connection._begin = connection._begin, None
-        self._rows = connection._run(_execute, (self._raw, begin, statement, parameters, many))
+        arguments = (self._raw, begin, statement, parameters, many)
+        if self.deadline is None:
+            self._rows = connection._run(_execute, arguments)
+            return self
+        timer = gevent.get_hub().loop.timer(max(0.0, self.deadline - time.monotonic()))
+        timer.start(connection._raw.interrupt)
+        try:
+            self._rows = connection._run(_execute, arguments)
+        finally:
+            timer.close()
         return self
 
     def fetchone(self):

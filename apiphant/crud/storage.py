@@ -18,15 +18,26 @@ failing with "database is locked"; ``busy_timeout`` covers other processes.
 Waiting longer than ``database_wait`` for a connection or for the write
 lock, or a database that is down, is a 503 with ``Retry-After``, the
 driver's message going to the log.
+
+Every ``transaction()`` and ``connect()`` block has a deadline,
+``database_timeout`` seconds after it got its connection: no statement
+starts past it, and none runs beyond it (SQLite is interrupted at the
+deadline; PostgreSQL's ``statement_timeout`` is the same number of seconds
+for each statement, so a block ends within twice the timeout at worst).
+PostgreSQL waits ``database_wait`` at most for a row lock (``lock_timeout``)
+and ``database_connect_timeout`` for a new connection (psycopg's own floor is
+2 s). Each of these is a 503, like a database that is down: 504 would say a
+gateway timed out, and nginx says that itself; the client may retry.
 """
 import contextlib
+import importlib.metadata
 import logging
-import math
 import os
 import sys
 import time
 from contextvars import ContextVar
 
+import gevent
 import gevent.lock
 import sqlalchemy as sa
 from gevent.threadpool import ThreadPool
@@ -36,22 +47,31 @@ from apiphant import metrics
 from apiphant.crud import sqlite
 from apiphant.errors import ServiceUnavailable
 from apiphant.product import ProductError
-from apiphant.settings import SETTINGS
+from apiphant.settings import SETTINGS, seconds
 
-__all__ = ['Database', 'database', 'database_url', 'RETRY_AFTER']
+__all__ = ['Database', 'database', 'database_url', 'locks_rows', 'RETRY_AFTER', 'PSYCOPG_FLOOR']
 
 log = logging.getLogger('apiphant.crud')
 
 RETRY_AFTER = 1  # seconds: a pool wait or a lock is usually over by then
 _POSTGRESQL = ('postgresql', 'postgres', 'postgresql+psycopg')
+# psycopg 3.1.5 to 3.1.13 wait for the server without yielding to gevent
+# (measured: three pg_sleep(0.5) in greenlets took 1.5 s on 3.1.13, 0.5 s on 3.1.14).
+PSYCOPG_FLOOR = (3, 1, 14)
 _databases = {}  # by URL
 _named = {}  # by (product, setting)
+_DEFAULT = object()
+# Settings read here before the settings table names them: (default, type).
+_PENDING = {'database_timeout': ('5', seconds), 'database_connect_timeout': ('1', seconds)}
 
 
 def _setting(name):
     """A setting's value from the environment, where ``apiphant``'s command
     line puts its options too."""
-    setting = next(s for s in SETTINGS if s.name == name)
+    setting = next((s for s in SETTINGS if s.name == name), None)
+    if setting is None:
+        default, kind = _PENDING[name]
+        return kind(os.environ.get('APIPHANT_' + name.upper(), default))
     return setting.type(os.environ.get(setting.env, setting.default))
 
 
@@ -90,22 +110,37 @@ def database(product=None):
         found = _databases.get(key)
         if found is None:
             found = _databases[key] = Database(url, pool_size=_setting('database_pool_size'),
-                                               wait=_setting('database_wait'))
+                                               wait=_setting('database_wait'),
+                                               timeout=_setting('database_timeout'),
+                                               connect_timeout=_setting('database_connect_timeout'))
         _named[product, text] = found
     return found
 
 
+def locks_rows(connection):
+    """Whether rows read on ``connection`` are to be locked for update: in a
+    write transaction on PostgreSQL. SQLite's write lock already keeps the
+    other writers out; a connection for reads locks nothing."""
+    return connection.dialect.name != 'sqlite' and connection.get_execution_options().get('apiphant_write', False)
+
+
 class Database:
-    def __init__(self, url, *, pool_size=10, wait=5.0):
+    """``timeout``: seconds of a block's deadline (0 or None: none);
+    ``connect_timeout``: seconds a new PostgreSQL connection may take."""
+
+    def __init__(self, url, *, pool_size=10, wait=5.0, timeout=5.0, connect_timeout=1.0):
         if type(pool_size) is not int or pool_size < 1:
             raise ProductError(f'the database pool size should be a positive integer, not {pool_size!r}')
         self.url = sa.engine.make_url(url)
         self.dialect = self.url.get_backend_name()
         self.pool_size, self.wait = pool_size, wait
+        self.timeout, self.connect_timeout = timeout or None, connect_timeout
         if self.dialect == 'sqlite':
             directory = os.path.dirname(os.path.abspath(self.url.database))
             if not os.path.isdir(directory):
                 raise ProductError(f'no directory {directory} for the SQLite database')
+        else:
+            _check_psycopg()
         self._engine = None
         self._engine_lock = gevent.lock.Semaphore()
         self._writer = gevent.lock.Semaphore() if self.dialect == 'sqlite' else None
@@ -137,36 +172,89 @@ class Database:
             # read committed does); a write transaction takes the lock first.
             if connection.get_execution_options().get('apiphant_write'):
                 connection.connection.dbapi_connection.begin_later('BEGIN IMMEDIATE')
+
+        @event.listens_for(engine, 'before_cursor_execute')
+        def before_statement(connection, cursor, statement, parameters, context, many):
+            cursor.deadline = self._deadline(connection)  # the cursor interrupts SQLite at it
         return engine
 
     def _postgresql_engine(self):
-        return sa.create_engine(
+        # The URL's own options (a search_path) go first; a block with another
+        # timeout says so with SET LOCAL.
+        options = self.url.query.get('options', '')
+        options = ' '.join([options] if isinstance(options, str) else options)
+        options += f' -c statement_timeout={_milliseconds(self.timeout)} -c lock_timeout={_milliseconds(self.wait)}'
+        engine = sa.create_engine(
             self.url, pool_size=self.pool_size, max_overflow=0, pool_timeout=self.wait,
-            connect_args={'connect_timeout': max(2, math.ceil(self.wait))})
+            connect_args={'connect_timeout': 2, 'options': options.strip()})
+
+        @event.listens_for(engine, 'do_connect')
+        def connect(dialect, record, cargs, cparams):
+            # psycopg waits 2 s at least; a blackholed server is a 503 sooner.
+            timer = gevent.Timeout(self.connect_timeout)
+            timer.start()
+            try:
+                return dialect.loaded_dbapi.connect(*cargs, **cparams)
+            except gevent.Timeout as error:
+                if error is not timer:
+                    raise
+                raise dialect.loaded_dbapi.OperationalError(
+                    f'no connection within {self.connect_timeout} s') from None
+            finally:
+                timer.close()
+
+        @event.listens_for(engine, 'before_cursor_execute')
+        def before_statement(connection, cursor, statement, parameters, context, many):
+            self._deadline(connection)
+        return engine
+
+    def _deadline(self, connection):
+        """The deadline of the block ``connection`` serves; past it, a 503."""
+        deadline = connection.get_execution_options().get('apiphant_deadline')
+        if deadline is not None and time.monotonic() >= deadline:
+            metrics.database_unavailable()
+            log.warning('%s: a statement would start past its deadline', self)
+            raise ServiceUnavailable(retry_after=RETRY_AFTER)
+        return deadline
+
+    def _begin_block(self, connection, timeout, write):
+        """Give the block on ``connection`` its deadline; the timeout to set
+        in PostgreSQL when it is not the session's, else None."""
+        timeout = self.timeout if timeout is _DEFAULT else timeout or None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        connection.execution_options(apiphant_write=write, apiphant_deadline=deadline)
+        if self.dialect != 'sqlite' and timeout != self.timeout:
+            return _milliseconds(timeout)
+        return None
 
     @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self, *, timeout=_DEFAULT):
         """``with database().transaction() as connection:`` a write
         transaction, committed when the block ends and rolled back when it
-        raises; a transaction already open in this greenlet is joined."""
+        raises; a transaction already open in this greenlet is joined.
+        ``timeout``: seconds of its deadline instead of ``database_timeout``
+        (None: none), for a long job of the product's own."""
         current = self._current.get()
         if current is not None:
             yield current
             return
         with self._unavailable(), self._write_lock():
             with self._checkout() as connection:
-                connection.execution_options(apiphant_write=True)
                 token = self._current.set(connection)
                 try:
+                    statement_timeout = self._begin_block(connection, timeout, True)
                     with connection.begin():
+                        if statement_timeout is not None:
+                            connection.exec_driver_sql(f'SET LOCAL statement_timeout = {statement_timeout}')
                         yield connection
                 finally:
                     self._current.reset(token)
 
     @contextlib.contextmanager
-    def connect(self):
+    def connect(self, *, timeout=_DEFAULT):
         """``with database().connect() as connection:`` a connection for
-        reads, each statement on its own; the open transaction when there is one."""
+        reads, each statement on its own; the open transaction when there is
+        one. ``timeout`` as for ``transaction()``."""
         current = self._current.get()
         if current is not None:
             yield current
@@ -174,6 +262,15 @@ class Database:
         with self._unavailable(), self._checkout() as connection:
             if self.dialect != 'sqlite':
                 connection.execution_options(isolation_level='AUTOCOMMIT')
+            statement_timeout = self._begin_block(connection, timeout, False)
+            if statement_timeout is not None:
+                connection.exec_driver_sql(f'SET statement_timeout = {statement_timeout}')
+                try:
+                    yield connection
+                finally:  # the session's timeout back, for the next user of the connection
+                    connection.execution_options(apiphant_deadline=None)
+                    connection.exec_driver_sql(f'SET statement_timeout = {_milliseconds(self.timeout)}')
+                return
             yield connection
 
     def _checkout(self):
@@ -207,7 +304,10 @@ class Database:
             yield
         except (exc.OperationalError, exc.TimeoutError) as error:
             metrics.database_unavailable()
-            log.warning('%s is unavailable: %s', self, _one_line(error))
+            if _late(error):
+                log.warning('%s: a statement ran out of time: %s', self, _one_line(error))
+            else:
+                log.warning('%s is unavailable: %s', self, _one_line(error))
             raise ServiceUnavailable(retry_after=RETRY_AFTER) from None
         except exc.DBAPIError as error:
             if not error.connection_invalidated:
@@ -215,6 +315,29 @@ class Database:
             metrics.database_unavailable()
             log.warning('%s: connection lost: %s', self, _one_line(error))
             raise ServiceUnavailable(retry_after=RETRY_AFTER) from None
+
+
+def _milliseconds(timeout):
+    return 0 if timeout is None else max(1, round(timeout * 1000))  # 0: none
+
+
+def _late(error):
+    """A statement cut at its deadline: SQLite interrupted, or PostgreSQL's
+    statement or lock timeout."""
+    error = getattr(error, 'orig', None) or error
+    return getattr(error, 'sqlstate', None) in ('57014', '55P03') or str(error) == 'interrupted'
+
+
+def _check_psycopg():
+    try:
+        version = importlib.metadata.version('psycopg')
+    except importlib.metadata.PackageNotFoundError:
+        raise ProductError('PostgreSQL needs psycopg: pip install "apiphant[postgresql]"') from None
+    numbers = tuple(int(part) if part.isdigit() else 0 for part in version.split('.')[:3])
+    if numbers < PSYCOPG_FLOOR:
+        floor = '.'.join(map(str, PSYCOPG_FLOOR))
+        raise ProductError(f'psycopg {version} blocks gevent while it waits for the server: '
+                           f'pip install "psycopg[binary]>={floor}"')
 
 
 def _one_line(error):

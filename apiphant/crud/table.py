@@ -32,7 +32,7 @@ HOOKS = ('before_create', 'after_create', 'before_update', 'after_update', 'befo
 _NAME = re.compile(r'[a-z][a-z0-9_]{0,62}\Z')
 _OPTIONS = {'actions': ACTIONS, 'query_fields': None, 'sort_fields': None, 'group_fields': None,
             'stats_fields': None, 'page_size': 20, 'max_page_size': 100, 'sort_by': 'id',
-            'limits': query.Limits()}
+            'limits': query.Limits(), 'max_answer_text': 8 * 2 ** 20}
 
 _DOCS = {
     'create': 'Create a row of {table}: {{fields}} -> the stored row, with its id and version.',
@@ -64,6 +64,15 @@ class Table:
       int and float columns).
     - ``page_size`` (20), ``max_page_size`` (100), ``sort_by`` (``'id'``).
     - ``limits``: a ``query.Limits`` for the where language.
+    - ``max_answer_text`` (8 Mi): characters of text one answer of list,
+      group or sample may hold; past it, a 400 on ``page_size`` says how
+      many rows fit. Counted only when ``max_page_size`` rows of the text
+      columns' ``max_length`` could exceed it.
+
+    Inside ``transaction()``, the rows ``read``, ``list`` and ``sample``
+    answer are locked until it ends (``SELECT ... FOR UPDATE`` in
+    PostgreSQL; SQLite has one writer at a time): reading a row and then
+    updating it from what was read loses no concurrent update.
 
     Besides its options, a table has these attributes, for reading:
     ``name``, ``columns`` (``{name: Column}``, as declared), ``sql`` (the
@@ -95,6 +104,9 @@ class Table:
                 self.columns[key] = value
         actions, limits = options['actions'], options['limits']
         page_size, max_page_size = options['page_size'], options['max_page_size']
+        max_answer_text = options['max_answer_text']
+        if type(max_answer_text) is not int or max_answer_text < 1:
+            raise ValueError(f'{name}: max_answer_text should be a positive int')
         unknown = set(actions) - set(ACTIONS) - set(OPTIONAL_ACTIONS)
         if unknown or isinstance(actions, str):
             raise ValueError(f'{name}: actions are among {ACTIONS + OPTIONAL_ACTIONS}, not {actions!r}')
@@ -102,6 +114,7 @@ class Table:
             raise ValueError(f'{name}: page sizes should be ints with 1 <= page_size <= max_page_size')
         self.name, self.actions, self.limits = name, tuple(actions), limits
         self.page_size, self.max_page_size = page_size, max_page_size
+        self.max_answer_text = max_answer_text
         self.sql = sa.Table(
             name, sa.MetaData(),
             sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), primary_key=True),
@@ -119,6 +132,10 @@ class Table:
         self.visible = (c.id, c.version, *(c[n] for n in visible))
         self._visible_names = [column.name for column in self.visible]
         self._hidden = [n for n, column in self.columns.items() if column.hidden]
+        texts = [self.columns[n] for n in visible if self.columns[n].kind.name == 'str']
+        self._text_places = tuple(i for i, n in enumerate(self._visible_names)
+                                  if n in self.columns and self.columns[n].kind.name == 'str')
+        self._texts_fit = self._fits(texts)
         self._query_columns = {n: (c[n], fields.ROW_KEY if n == 'id' else self.columns[n])
                                for n in self.query_fields}
         self._sort_columns = {n: c[n] for n in self.sort_fields}
@@ -130,6 +147,7 @@ class Table:
         # An update or a delete is a pair: (any version, the given version).
         key, version = sa.bindparam('_key'), sa.bindparam('_version')
         self._sql_read = sa.select(*self.visible).where(c.id == key)
+        self._sql_read_locked = self._sql_read.with_for_update()
         self._sql_current = sa.select(*c).where(c.id == key)
         self._sql_locked = self._sql_current.with_for_update()
         self._sql_insert = sa.insert(self.sql).returning(*c)
@@ -139,11 +157,18 @@ class Table:
         self._sql_delete = (delete.where(c.id == key), delete.where(c.id == key, c.version == version))
         self._hooks = {hook: [] for hook in HOOKS}
         self._prepared = False
+        self._prepare_failures = 0
         self._prepare_lock = gevent.lock.Semaphore()
         self._database = None
 
     def __repr__(self):
         return f'Table({self.name!r})'
+
+    def _fits(self, columns):
+        """Whether ``max_page_size`` rows of ``columns`` at their
+        ``max_length`` stay within ``max_answer_text``: then nothing is counted."""
+        lengths = [column.max_length for column in columns]
+        return None not in lengths and self.max_page_size * sum(lengths) <= self.max_answer_text
 
     def _allowed(self, option, names, default, kinds=None):
         names = default if names is None else list(names)
@@ -205,12 +230,20 @@ class Table:
         """Create the table, or add its new columns, once per process; returns the database."""
         if not self._prepared:
             # Bounded: while the database is unreachable, requests must not
-            # queue here one connect timeout after another.
+            # queue here one connect timeout after another; those that waited
+            # for an attempt that failed fail with it.
+            failures = self._prepare_failures
             if not self._prepare_lock.acquire(timeout=self.database.wait):
                 raise ServiceUnavailable(retry_after=storage.RETRY_AFTER)
             try:
                 if not self._prepared:
-                    schema.prepare(self.database, self)
+                    if failures != self._prepare_failures:
+                        raise ServiceUnavailable(retry_after=storage.RETRY_AFTER)
+                    try:
+                        schema.prepare(self.database, self)
+                    except ServiceUnavailable:
+                        self._prepare_failures += 1
+                        raise
                     self._prepared = True
             finally:
                 self._prepare_lock.release()
@@ -259,7 +292,8 @@ class Table:
         fields.only(request, ('id',))
         key = fields.row_id(request)
         with self.prepare().connect() as connection:
-            stored = connection.execute(self._sql_read, {'_key': key}).first()
+            statement = self._sql_read_locked if storage.locks_rows(connection) else self._sql_read
+            stored = connection.execute(statement, {'_key': key}).first()
         if stored is None:
             raise NotFound()
         return self._row(stored)
@@ -317,9 +351,16 @@ class Table:
         statement = sa.select(*self.visible).order_by(*order).limit(page_size).offset((page - 1) * page_size)
         if where is not None:
             count, statement = count.where(where), statement.where(where)
-        with self.prepare().connect() as connection:
+        with self.prepare().connect() as connection, fields.refused('where'):
             total = connection.execute(count).scalar_one()
-            rows = connection.execute(statement).all() if total > (page - 1) * page_size else []
+            if total <= (page - 1) * page_size:
+                rows = []
+            else:
+                if storage.locks_rows(connection):
+                    statement = statement.with_for_update()
+                rows = connection.execute(statement).all()
+        if not self._texts_fit:
+            self.bound_text(rows, self._text_places)
         names = self._visible_names
         return {'meta': {'page': page, 'page_size': page_size, 'total_objects': total,
                          'has_more': page * page_size < total},
@@ -330,6 +371,21 @@ class Table:
         ``query_fields``, or None when there is none; Invalid when it does not
         compile."""
         return query.compile_where(request.get('where'), self._query_columns, self.limits)
+
+    def bound_text(self, rows, places):
+        """Invalid on ``page_size`` when the text at ``places`` of ``rows``
+        passes ``max_answer_text``; the rows are bounded already when their
+        columns' ``max_length`` was checked on every write."""
+        total, limit = 0, self.max_answer_text
+        for number, row in enumerate(rows):
+            for place in places:
+                value = row[place]
+                if value is not None:
+                    total += len(value)
+            if total > limit:
+                raise Invalid('page_size', f'the answer would hold more than {limit} characters of text: '
+                              + (f'at most {number} of these rows fit' if number else
+                                 'one row holds more; read it by id'))
 
     # Opt-in actions, in their own module
 
@@ -373,8 +429,7 @@ class Table:
         return checked
 
     def _current(self, connection, key, version):
-        # SQLite's write lock already keeps the other writers out.
-        statement = self._sql_current if connection.dialect.name == 'sqlite' else self._sql_locked
+        statement = self._sql_locked if storage.locks_rows(connection) else self._sql_current
         stored = connection.execute(statement, {'_key': key}).first()
         if stored is None:
             raise NotFound()
@@ -392,4 +447,5 @@ class Table:
         for name in self._hidden:
             row.pop(name, None)
         return row
+
 

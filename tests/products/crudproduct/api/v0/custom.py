@@ -47,8 +47,9 @@ def pair(request):
 
 @action
 def slow(request):
-    """A slow read: PostgreSQL sleeps, SQLite counts."""
-    with database().connect() as connection:
+    """A slow read: PostgreSQL sleeps, SQLite counts; ``unbounded``: without
+    the deadline of database_timeout."""
+    with database().connect(**({'timeout': None} if request.get('unbounded') else {})) as connection:
         started = time.time()
         if connection.dialect.name == 'postgresql':
             connection.execute(sa.text('SELECT pg_sleep(:seconds)'), {'seconds': request.seconds})
@@ -56,6 +57,18 @@ def slow(request):
             connection.execute(sa.text('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n '
                                        'WHERE i < :count) SELECT count(*) FROM n'), {'count': request.count})
         return {'started': started, 'ended': time.time()}
+
+
+@action
+def increment(request):
+    """Read an item, then store its count plus one: the README's pattern,
+    exact under concurrency. ``via``: read (default) or list."""
+    with database().transaction():
+        if request.get('via') == 'list':
+            row = _items.list({'where': {'id': request.id}})['data'][0]
+        else:
+            row = _items.read({'id': request.id})
+        return _items.update({'id': row.id, 'count': row.count + 1})
 
 
 @action

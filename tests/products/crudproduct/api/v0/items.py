@@ -1,4 +1,4 @@
-"""Every kind of column, a hidden one, choices, and the opt-in actions.
+"""Every kind of column, hidden ones, choices, and the opt-in actions.
 
 Tests tag the rows they make with their own ``batch`` and query within it, so
 that they share the table without seeing each other's rows."""
@@ -14,7 +14,8 @@ items = Table('items',
     order=Column(int),  # an SQL keyword: quoted wherever it goes
     day=Column('date'),
     seen_at=Column('datetime'),
-    secret=Column(str, hidden=True),
+    secret=Column(str, hidden=True, writable=True),  # a client may set it, never see it
+    internal=Column(str, hidden=True),  # neither
     created_at=Column('datetime', default='now', writable=False),
     actions=ACTIONS + OPTIONAL_ACTIONS,
 )
