@@ -28,8 +28,8 @@ setup(
         'sqlalchemy>=2',  # apiphant.crud: SQLite and PostgreSQL through one Core
     ],
     extras_require={
-        'postgresql': ['psycopg[binary]>=3.1'],
-        'test': ['pytest>=8', 'docutils', 'psycopg[binary]>=3.1', 'prometheus-client'],
+        'postgresql': ['psycopg[binary]>=3.1.14'],  # 3.1.5 to 3.1.13 block gevent while they wait
+        'test': ['pytest>=8', 'docutils', 'psycopg[binary]>=3.1.14', 'prometheus-client'],
     },
     entry_points={'pytest11': ['apiphant = apiphant.pytest_plugin']},
     classifiers=[

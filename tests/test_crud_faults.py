@@ -7,6 +7,7 @@ lock's window); the few bounds on durations are generous."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -258,3 +259,50 @@ def test_the_command_line_names_the_database(apiphant_serve, tmp_path):
     finally:
         connection.close()
     assert not (PRODUCTS / 'crudproduct.sqlite3').exists()
+
+
+# Deadlines (issue 11): no statement holds a connection for long, and a
+# database that does not answer is a prompt 503.
+
+def test_a_statement_past_the_deadline_is_503_and_frees_its_connection(database, serve):
+    server = serve(PRODUCT, database.url, APIPHANT_DATABASE_TIMEOUT='0.5', APIPHANT_DATABASE_POOL_SIZE='1')
+    forever = {'seconds': 60, 'count': 10 ** 10}  # an hour of counting in SQLite
+    assert_unavailable(post(server, 'custom/slow', forever))
+    assert server.wait_for_output('a statement ran out of time: .*(interrupted|statement timeout)')
+    assert ok(server, 'tasks/create', {'title': 'after'})['title'] == 'after'  # the one connection is back
+    assert ok(server, 'custom/slow', {'seconds': 0.7, 'count': 1_000_000, 'unbounded': True})['ended']
+    assert_unavailable(post(server, 'custom/slow', forever))  # the session's timeout again
+    assert 'Traceback' not in server.output
+
+
+def test_a_row_locked_from_outside_is_503_after_the_wait(serve, tmp_path):
+    import psycopg
+    with store('postgresql', tmp_path) as database:
+        server = serve(PRODUCT, database.url, APIPHANT_DATABASE_WAIT='0.5')
+        row = ok(server, 'tasks/create', {'title': 'locked outside'})
+        with psycopg.connect(database.url) as outside:
+            outside.execute('SELECT * FROM tasks WHERE id = %s FOR UPDATE', (row['id'],))
+            assert_unavailable(post(server, 'tasks/update', {'id': row['id'], 'title': 'mine'}))
+            assert ok(server, 'tasks/read', {'id': row['id']})['version'] == 1  # reads do not wait
+        assert server.wait_for_output('a statement ran out of time: .*lock timeout')
+        assert ok(server, 'tasks/update', {'id': row['id'], 'title': 'mine'})['version'] == 2
+
+
+def test_a_blackholed_database_is_503_at_the_connect_timeout(serve):
+    """A port that accepts nothing: connections wait for an answer that never
+    comes. The pool wait is 30 s; psycopg alone would wait as long."""
+    with socket.socket() as blackhole:
+        blackhole.bind(('127.0.0.1', 0))
+        blackhole.listen(0)
+        url = f'postgresql://postgres@127.0.0.1:{blackhole.getsockname()[1]}/test'
+        server = serve(PRODUCT, url, APIPHANT_DATABASE_WAIT='30')
+        assert server.wait_for_output('unavailable at start-up')
+
+        def attempt(path):
+            return requests.post(f'{server.url}/api/v0/{path}', json={}, timeout=10)
+        with ThreadPoolExecutor(10) as pool:
+            responses = list(pool.map(attempt, ['tasks/list', 'items/list'] * 5))
+        for response in responses:
+            assert_unavailable(response)
+        assert server.wait_for_output('no connection within 1.0 s')
+        assert 'Traceback' not in server.output

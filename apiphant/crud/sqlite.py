@@ -31,10 +31,29 @@ import gevent
 __all__ = ['connect', 'Connection']
 
 
-def connect(path, run, busy_timeout):
+def connect(path, apply, busy_timeout):
     """A connection to the SQLite file at ``path`` whose calls go through
-    ``run(function, args)`` (a thread pool's ``apply``)."""
+    ``apply(function, args)`` (a thread pool's)."""
+    run = _raising(apply)
     return Connection(run(_open, (path, busy_timeout)), run)
+
+
+def _raising(apply):
+    """``apply`` whose errors are raised in the caller, not printed by the
+    pool: a locked or interrupted statement is the caller's to answer."""
+    def run(function, args):
+        value, error = apply(_capture, (function, args))
+        if error is not None:
+            raise error
+        return value
+    return run
+
+
+def _capture(function, args):
+    try:
+        return function(*args), None
+    except Exception as error:
+        return None, error
 
 
 def _open(path, busy_timeout):
