@@ -142,6 +142,7 @@ BAD_WHERES = [
     ('float for an int', {'count': 1.5}),
     ('bool for an int', {'count': True}),
     ('int for a bool', {'is_active': 1}),
+    ('order of a bool', {'is_active': {'$lt': False}}),
     ('above 64 bits', {'count': 2 ** 63}),
     ('below 64 bits', {'count': {'$lt': -2 ** 63 - 1}}),
     ('NaN as a string', {'price': {'$gt': 'NaN'}}),

@@ -185,6 +185,8 @@ class _Compiler:
             if not isinstance(argument, list) or len(argument) > limits.max_list:
                 self.fail(f'{what} takes a list of at most {limits.max_list} values')
             return [self.value(what, column, item, null='use $exists to match null') for item in argument]
+        if takes == 'scalar' and column.kind.name == 'bool':
+            self.fail(f'{what} does not apply to true/false fields')
         if argument is None and takes == 'value':
             return None
         return self.value(what, column, argument, null='use $exists to match null')
