@@ -78,7 +78,7 @@ def _decode(body):
             doubtful = _dumps(value).count(b':') != colons
         if doubtful:
             _check_keys_and_numbers(body)
-    if _LONG_NUMBER(body) is not None:
+    if len(body) > 20 and _LONG_NUMBER(body) is not None:
         _check_keys_and_numbers(body)
     return request
 

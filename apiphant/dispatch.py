@@ -84,24 +84,22 @@ class Application:
         (bytes, or None). ``context`` holds the arguments of its
         RequestContext, made if an action looks."""
         token = enter(context)
+        self.in_flight += 1  # this one too, so past the cap is more than max_in_flight
         try:
             if route is None:
                 raise NotFound()
             if method not in route.methods:
                 raise MethodNotAllowed(route.methods)
-            if route.version:  # the product's actions; /health and /metrics are never held back
+            # The product's actions are held back past the cap or a rate; /health and /metrics never.
+            if route.version and (self.in_flight > self.max_in_flight or self.rate_limits is not None):
                 self.hold_back(route, context[2])
-            if self.require_json and not route.raw_environ and (body or content_type is not None) \
-                    and not json_media_type(content_type):
+            if content_type != _APPLICATION_JSON and self.require_json and not route.raw_environ \
+                    and (body or content_type is not None) and not json_media_type(content_type):
                 raise UnsupportedMediaType(NOT_JSON)
-            self.in_flight += 1
-            try:
-                request = current().environ if route.raw_environ else decode(body)
-                if route.raw_response:
-                    return _collect(route.function, request)
-                response = route.function(request)
-            finally:
-                self.in_flight -= 1
+            request = current().environ if route.raw_environ else decode(body)
+            if route.raw_response:
+                return _collect(route.function, request)
+            response = route.function(request)
             if response is None:
                 return _OK, _NO_HEADERS, _EMPTY
             if isinstance(response, dict):
@@ -113,12 +111,13 @@ class Application:
         except BaseException:  # SystemExit, a gevent.Timeout, GreenletExit too: the process serves on
             return self.crash(context)
         finally:
+            self.in_flight -= 1
             leave(token)
 
     def hold_back(self, route, client):
         """Shed (503) when the process has too many requests in flight, and
         429 when ``client`` is past its rate: both before any work."""
-        if self.in_flight >= self.max_in_flight:
+        if self.in_flight > self.max_in_flight:
             if self.metrics is not None:
                 self.metrics.shed()
             raise shed()
@@ -200,6 +199,7 @@ class Application:
 
 
 NOT_JSON = 'Request content should be JSON: send Content-Type: application/json'
+_APPLICATION_JSON = b'application/json'
 _JSON_TYPES = {}  # Content-Type as sent: whether it is JSON
 
 

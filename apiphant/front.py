@@ -150,7 +150,7 @@ class Front:
             self._tick_date()
             self._end_overdue(self.now)
             if self.access_log is not None:
-                self.access_log.flush()
+                self.access_log.tick()
             if self.metrics is not None:
                 self.metrics.tick()
             if self.heartbeat is not None:
@@ -189,21 +189,19 @@ class Front:
 class Message:
     """One request, filled in by llhttp's callbacks as its bytes arrive, then
     kept until it is answered. ``length``, ``coding``, ``expect``, ``hosts``
-    and ``encoding`` are for the framing, read while the head arrives."""
+    and ``encoding`` are for the framing, read while the head arrives. The
+    class holds the defaults, so that a request sets only what it has (most
+    headers are absent from most requests: no __slots__, for that)."""
 
-    __slots__ = ('url', 'headers', 'given_id', 'length', 'coding', 'expect', 'hosts', 'encoding', 'content_type',
-                 'forwarded_for', 'real_ip', 'body', 'method', 'keep_alive', 'http10')
+    given_id = length = coding = expect = encoding = content_type = forwarded_for = real_ip = method = None
+    hosts = 0
+    body = b''
+    keep_alive = True
+    http10 = False
 
     def __init__(self, url):
         self.url = url
         self.headers = []  # (name, value) bytes, as they came
-        self.given_id = self.length = self.coding = self.expect = self.encoding = self.content_type = None
-        self.forwarded_for = self.real_ip = None
-        self.hosts = 0
-        self.body = b''
-        self.method = None
-        self.keep_alive = True
-        self.http10 = False
 
 
 # Headers the front itself reads, by name as clients send them (else lower-cased).
@@ -287,8 +285,12 @@ class Connection:
         slot = _WATCHED.get(name)
         if slot is None and len(name) in _WATCHED_SIZES:
             slot = _WATCHED.get(name.lower())
-        if slot is not None:
-            if slot == _LENGTH:
+        if slot is not None:  # the usual ones first: Host, Content-Type, Content-Length
+            if slot == _HOST:
+                message.hosts += 1
+            elif slot == _TYPE:
+                message.content_type = value
+            elif slot == _LENGTH:
                 message.length = value  # llhttp refuses a second one
             elif slot == _CODING:
                 message.coding = value if message.coding is None else message.coding + b', ' + value
@@ -296,10 +298,6 @@ class Connection:
                 message.expect = value
             elif slot == _ID:
                 message.given_id = value
-            elif slot == _HOST:
-                message.hosts += 1
-            elif slot == _TYPE:
-                message.content_type = value
             elif slot == _ENCODING:
                 message.encoding = value
             elif slot == _FORWARDED_FOR:  # each proxy may add its own line
@@ -324,7 +322,7 @@ class Connection:
                 raise ApiError(400)  # chunked is HTTP/1.1's: a 1.0 peer cannot frame it
         elif message.hosts != 1:
             raise ApiError(400)  # RFC 9112 3.2: exactly one Host
-        if len(message.url) + len(self.parser.get_method()) + 10 > MAX_LINE:
+        if len(message.url) > MAX_LINE - 30 and len(message.url) + len(self.parser.get_method()) + 10 > MAX_LINE:
             raise ApiError(414)  # the request line, method and version included
         if message.encoding is not None and message.encoding.strip().lower() != b'identity':
             raise ApiError(415)
@@ -534,7 +532,7 @@ class Connection:
             metrics.request_finished(route.path if route is not None else None, status,
                                      time.perf_counter() - started)
         if access_log is not None:
-            access_log(client, method, path.decode('latin-1'), status, time.perf_counter() - started, request_id)
+            access_log(client, method, path, status, time.perf_counter() - started, request_id)
         close = not message.keep_alive or must_close or (last and front.draining)  # draining: after the last answer
         status = _STATUS.get(status) or status.encode('latin-1')
         request_id = request_id.encode('latin-1')
