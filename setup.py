@@ -29,7 +29,7 @@ setup(
     ],
     extras_require={
         'postgresql': ['psycopg[binary]>=3.1.14'],  # 3.1.5 to 3.1.13 block gevent while they wait
-        'test': ['pytest>=8', 'docutils', 'psycopg[binary]>=3.1.14', 'prometheus-client'],
+        'test': ['pytest>=8', 'docutils', 'psycopg[binary]>=3.1.14', 'prometheus-client', 'ruff'],
     },
     entry_points={'pytest11': ['apiphant = apiphant.pytest_plugin']},
     classifiers=[
