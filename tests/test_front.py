@@ -1,5 +1,6 @@
 """The HTTP/1.1 front: strict framing, limits, keep-alive, pipelining,
 deadlines (RFC 9112), through raw sockets."""
+import contextlib
 import socket
 import threading
 import time
@@ -218,26 +219,34 @@ def closed_within(sock, seconds):
         return False
 
 
+@contextlib.contextmanager
+def trickling(sock, byte):
+    """Send ``byte`` every 0.3 s on ``sock`` from a thread, until the block ends
+    or the server closes: a request that never completes."""
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(0.3):
+            try:
+                sock.sendall(byte)
+            except OSError:
+                return
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_slowloris_head_is_closed_at_its_deadline_while_others_are_served(impatient):
     with socket.create_connection((impatient.host, impatient.port), timeout=5) as slow:
         slow.sendall(b'POST /api/v0/echo/read HTTP/1.1\r\n')
-        stop = threading.Event()
-
-        def trickle():  # a byte every 0.3 s: the head never completes
-            while not stop.wait(0.3):
-                try:
-                    slow.sendall(b'X')
-                except OSError:
-                    return
-        thread = threading.Thread(target=trickle)
-        thread.start()
-        try:
+        with trickling(slow, b'X'):
             for _ in range(10):
                 assert requests.post(impatient.url + '/api/v0/echo/read', timeout=5).status_code == 200
             assert closed_within(slow, 6), 'a head trickling in was kept past its 2 s deadline'
-        finally:
-            stop.set()
-            thread.join()
 
 
 def test_slowloris_body_is_closed_when_it_stalls(impatient):
@@ -266,21 +275,8 @@ def test_a_head_begun_behind_an_answered_request_keeps_its_deadline(impatient):
     (answering must not leave the connection without one)."""
     with socket.create_connection((impatient.host, impatient.port), timeout=5) as slow:
         slow.sendall(ECHO + b'Content-Length: 2\r\n\r\n{}' + b'POST /api/v0/echo/read HTTP/1.1\r\nHo')
-        stop = threading.Event()
-
-        def trickle():  # the rest of the head never completes
-            while not stop.wait(0.3):
-                try:
-                    slow.sendall(b'o')
-                except OSError:
-                    return
-        thread = threading.Thread(target=trickle)
-        thread.start()
-        try:
+        with trickling(slow, b'o'):
             assert closed_within(slow, 8), 'a head begun behind an answered request was kept past its deadline'
-        finally:
-            stop.set()
-            thread.join()
 
 
 def test_the_fast_answer_is_what_head_makes():
@@ -351,21 +347,8 @@ def test_a_body_trickling_in_is_cut_at_its_deadline(impatient):
     body has body_timeout plus a second per 8 KiB it brought."""
     with socket.create_connection((impatient.host, impatient.port), timeout=5) as slow:
         slow.sendall(ECHO + b'Content-Length: 100000\r\n\r\n{"a":"')
-        stop = threading.Event()
-
-        def trickle():
-            while not stop.wait(0.3):
-                try:
-                    slow.sendall(b'x')
-                except OSError:
-                    return
-        thread = threading.Thread(target=trickle)
-        thread.start()
-        try:
+        with trickling(slow, b'x'):
             assert closed_within(slow, 12), 'a body trickling in was kept past its deadline'
-        finally:
-            stop.set()
-            thread.join()
 
 
 def test_a_reader_that_takes_nothing_is_cut_and_the_cut_is_logged(impatient):
