@@ -8,6 +8,8 @@ The modules, in the order a request meets them::
               (workers: several processes on one port, under a parent)
     front     the front facing clients: bytes on a socket become HTTP/1.1
               messages (llhttp), with limits and deadlines; answers go back
+    limits    who asks (the client behind trusted proxies) and how much:
+              rate limits, the cap of requests in flight
     dispatch  the hot path: a message's path to its Route, the body through
               codec and request, one call of the action, its answer or error;
               also a plain WSGI application
@@ -19,8 +21,9 @@ The modules, in the order a request meets them::
     crud      generated tables (a provider of actions, started with the server)
 
 and beside the daemon: background (the scheduler of @seconds tasks, its own
-process), logs, settings, scaffold (``apiphant new``), test and
-pytest_plugin (functional tests against a real server).
+process), metrics (``GET /metrics``), logs, settings, scaffold (``apiphant
+new``, ``apiphant upgrade``), test and pytest_plugin (functional tests
+against a real server).
 
 The names below are imported on first use, so that ``python -m apiphant`` and
 the entry scripts can patch gevent before anything else is imported.
