@@ -649,6 +649,10 @@ def test_an_answer_past_its_text_budget_says_how_many_rows_fit(server, batch):
     assert len(ok(server, 'docs/sample', {'where': where, 'page_size': 3})['data']) == 3
     field_error(post(server, 'docs/group', {'field': 'body', 'where': where}), 'page_size')
     assert len(ok(server, 'docs/group', {'field': 'body', 'where': where, 'page_size': 3})['data']) == 3
+    for i in range(5):  # summary has a max_length: counted once fetched
+        ok(server, 'docs/create', {'batch': batch, 'summary': f'{i}' * 3000})
+    field_error(post(server, 'docs/group', {'field': 'summary', 'where': where}), 'page_size')
+    assert len(ok(server, 'docs/group', {'field': 'summary', 'where': where, 'page_size': 4})['data']) == 4
     huge = ok(server, 'docs/create', {'batch': batch, 'body': 'y' * 10_001})
     assert 'read it by id' in field_error(post(server, 'docs/list', {'where': {'id': huge['id']}}), 'page_size')
     assert ok(server, 'docs/read', {'id': huge['id']})['body'] == 'y' * 10_001

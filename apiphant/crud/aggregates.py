@@ -31,10 +31,14 @@ def group(table, request):
                  .order_by(count.desc(), column.asc().nulls_first()).limit(limit))
     if where is not None:
         statement = statement.where(where)
+    budget = table.group_budgets.get(name)
     with table.prepare().connect() as connection, fields.refused('where'):
+        if budget is not None and budget.unbounded:  # the same groups, in the same order: their lengths
+            budget.check(connection.execute(statement.with_only_columns(budget.size, maintain_column_froms=True))
+                         .scalars())
         rows = connection.execute(statement).all()
-    if table.columns[name].kind.name == 'str' and not table._fits([table.columns[name]]):
-        table.bound_text(rows, (0,))
+    if budget is not None:
+        budget.check_rows(rows, (0,))
     return {'data': [{'value': value, 'count': number} for value, number in rows]}
 
 
@@ -82,13 +86,24 @@ def sample(table, request):
     fields.only(request, ('where', 'page_size'))
     where = table.where(request)
     _, page_size = query.paging(request, table.page_size, table.max_page_size)
-    statement = sa.select(*table.visible).order_by(sa.func.random()).limit(page_size)
+    budget, key = table.budget, table.sql.c.id
+    if budget.unbounded:  # picked first, with their lengths; then read
+        statement = sa.select(key, budget.size).order_by(sa.func.random()).limit(page_size)
+    else:
+        statement = sa.select(*table.visible).order_by(sa.func.random()).limit(page_size)
     if where is not None:
         statement = statement.where(where)
     with table.prepare().connect() as connection, fields.refused('where'):
-        if storage.locks_rows(connection):
+        locks = storage.locks_rows(connection)
+        if budget.unbounded:
+            picked = connection.execute(statement).all()
+            budget.check(size for _, size in picked)
+            statement = sa.select(*table.visible).where(key.in_([found for found, _ in picked]))
+        if locks:
             statement = statement.with_for_update()
         rows = connection.execute(statement).all()
-    if not table._texts_fit:
-        table.bound_text(rows, table._text_places)
+    if budget.unbounded:
+        order = {found: place for place, (found, _) in enumerate(picked)}
+        rows.sort(key=lambda row: order[row.id])
+    budget.check_rows(rows, table.text_places)
     return {'data': [Request(row._mapping) for row in rows]}

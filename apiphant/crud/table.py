@@ -19,6 +19,7 @@ import gevent.lock
 from apiphant.errors import Conflict, Invalid, Missing, NotFound, ServiceUnavailable
 from apiphant.request import Request
 from apiphant.crud import aggregates, fields, query, schema, storage
+from apiphant.crud.budget import Budget
 from apiphant.crud.columns import Column
 
 __all__ = ['Table', 'ACTIONS', 'OPTIONAL_ACTIONS']
@@ -66,8 +67,7 @@ class Table:
     - ``limits``: a ``query.Limits`` for the where language.
     - ``max_answer_text`` (8 Mi): characters of text one answer of list,
       group or sample may hold; past it, a 400 on ``page_size`` says how
-      many rows fit. Counted only when ``max_page_size`` rows of the text
-      columns' ``max_length`` could exceed it.
+      many rows fit (see ``budget``).
 
     Inside ``transaction()``, the rows ``read``, ``list`` and ``sample``
     answer are locked until it ends (``SELECT ... FOR UPDATE`` in
@@ -132,10 +132,11 @@ class Table:
         self.visible = (c.id, c.version, *(c[n] for n in visible))
         self._visible_names = [column.name for column in self.visible]
         self._hidden = [n for n, column in self.columns.items() if column.hidden]
-        texts = [self.columns[n] for n in visible if self.columns[n].kind.name == 'str']
-        self._text_places = tuple(i for i, n in enumerate(self._visible_names)
-                                  if n in self.columns and self.columns[n].kind.name == 'str')
-        self._texts_fit = self._fits(texts)
+        texts = [n for n in visible if self.columns[n].kind.name == 'str']
+        self.text_places = tuple(self._visible_names.index(n) for n in texts)
+        self.budget = Budget(max_answer_text, [(c[n], self.columns[n]) for n in texts], max_page_size)
+        self.group_budgets = {n: Budget(max_answer_text, [(c[n], self.columns[n])], max_page_size)
+                              for n in self.group_fields if n in texts}
         self._query_columns = {n: (c[n], fields.ROW_KEY if n == 'id' else self.columns[n])
                                for n in self.query_fields}
         self._sort_columns = {n: c[n] for n in self.sort_fields}
@@ -163,12 +164,6 @@ class Table:
 
     def __repr__(self):
         return f'Table({self.name!r})'
-
-    def _fits(self, columns):
-        """Whether ``max_page_size`` rows of ``columns`` at their
-        ``max_length`` stay within ``max_answer_text``: then nothing is counted."""
-        lengths = [column.max_length for column in columns]
-        return None not in lengths and self.max_page_size * sum(lengths) <= self.max_answer_text
 
     def _allowed(self, option, names, default, kinds=None):
         names = default if names is None else list(names)
@@ -349,18 +344,21 @@ class Table:
         # 8x slower for an unfiltered list of 10,000 rows in SQLite).
         count = sa.select(sa.func.count()).select_from(self.sql)
         statement = sa.select(*self.visible).order_by(*order).limit(page_size).offset((page - 1) * page_size)
+        sizes = sa.select(self.budget.size).select_from(self.sql).order_by(*order).limit(page_size).offset(
+            (page - 1) * page_size)
         if where is not None:
-            count, statement = count.where(where), statement.where(where)
+            count, statement, sizes = count.where(where), statement.where(where), sizes.where(where)
         with self.prepare().connect() as connection, fields.refused('where'):
             total = connection.execute(count).scalar_one()
             if total <= (page - 1) * page_size:
                 rows = []
             else:
+                if self.budget.unbounded:
+                    self.budget.check(connection.execute(sizes).scalars())
                 if storage.locks_rows(connection):
                     statement = statement.with_for_update()
                 rows = connection.execute(statement).all()
-        if not self._texts_fit:
-            self.bound_text(rows, self._text_places)
+        self.budget.check_rows(rows, self.text_places)
         names = self._visible_names
         return {'meta': {'page': page, 'page_size': page_size, 'total_objects': total,
                          'has_more': page * page_size < total},
@@ -371,21 +369,6 @@ class Table:
         ``query_fields``, or None when there is none; Invalid when it does not
         compile."""
         return query.compile_where(request.get('where'), self._query_columns, self.limits)
-
-    def bound_text(self, rows, places):
-        """Invalid on ``page_size`` when the text at ``places`` of ``rows``
-        passes ``max_answer_text``; the rows are bounded already when their
-        columns' ``max_length`` was checked on every write."""
-        total, limit = 0, self.max_answer_text
-        for number, row in enumerate(rows):
-            for place in places:
-                value = row[place]
-                if value is not None:
-                    total += len(value)
-            if total > limit:
-                raise Invalid('page_size', f'the answer would hold more than {limit} characters of text: '
-                              + (f'at most {number} of these rows fit' if number else
-                                 'one row holds more; read it by id'))
 
     # Opt-in actions, in their own module
 
