@@ -10,7 +10,7 @@ from apiphant.errors import Invalid, Missing
 from apiphant.request import Request
 from apiphant.crud import fields, query, storage
 
-_SCALE = 2.0 ** 1000  # exact for floats: divides the largest below 2 ** 24
+_SCALE = 2.0 ** 1000  # a power of two: exact; the largest float divided is below 2 ** 24
 
 __all__ = ['group', 'stats', 'sample']
 

@@ -344,16 +344,15 @@ class Table:
         # 8x slower for an unfiltered list of 10,000 rows in SQLite).
         count = sa.select(sa.func.count()).select_from(self.sql)
         statement = sa.select(*self.visible).order_by(*order).limit(page_size).offset((page - 1) * page_size)
-        sizes = sa.select(self.budget.size).select_from(self.sql).order_by(*order).limit(page_size).offset(
-            (page - 1) * page_size)
         if where is not None:
-            count, statement, sizes = count.where(where), statement.where(where), sizes.where(where)
+            count, statement = count.where(where), statement.where(where)
         with self.prepare().connect() as connection, fields.refused('where'):
             total = connection.execute(count).scalar_one()
             if total <= (page - 1) * page_size:
                 rows = []
             else:
-                if self.budget.unbounded:
+                if self.budget.unbounded:  # the page's rows, their lengths only
+                    sizes = statement.with_only_columns(self.budget.size, maintain_column_froms=True)
                     self.budget.check(connection.execute(sizes).scalars())
                 if storage.locks_rows(connection):
                     statement = statement.with_for_update()
@@ -430,5 +429,3 @@ class Table:
         for name in self._hidden:
             row.pop(name, None)
         return row
-
-
