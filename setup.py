@@ -26,10 +26,12 @@ setup(
         'orjson>=3.9',  # orjson.Fragment
         'requests>=2.28',
         'sqlalchemy>=2',  # apiphant.crud: SQLite and PostgreSQL through one Core
+        'swagger-ui-bundle-v2>=5.17,<6',  # GET /docs: Swagger UI 5 (reads OpenAPI 3.1) served offline
     ],
     extras_require={
         'postgresql': ['psycopg[binary]>=3.1.14'],  # 3.1.5 to 3.1.13 block gevent while they wait
-        'test': ['pytest>=8', 'docutils', 'psycopg[binary]>=3.1.14', 'prometheus-client', 'ruff'],
+        'test': ['pytest>=8', 'docutils', 'psycopg[binary]>=3.1.14', 'prometheus-client', 'ruff',
+                 'openapi-spec-validator>=0.7', 'schemathesis>=4.0,<5', 'selenium>=4.11'],
     },
     entry_points={'pytest11': ['apiphant = apiphant.pytest_plugin']},
     classifiers=[

@@ -10,6 +10,8 @@ import socket
 import sys
 import tempfile
 
+import orjson
+
 from apiphant.dispatch import app
 from apiphant.logs import configure as configure_logging
 from apiphant.product import ProductError, directory, locate
@@ -18,7 +20,7 @@ from apiphant.workers import worker_fds
 
 __all__ = ['main', 'parse_address']
 
-USAGE = ('apiphant PRODUCT HOST:PORT [options]\n       apiphant PRODUCT --routes\n'
+USAGE = ('apiphant PRODUCT HOST:PORT [options]\n       apiphant PRODUCT --routes\n       apiphant PRODUCT --openapi\n'
          '       apiphant new NAME [DIR]\n       apiphant upgrade [DIR]')
 
 
@@ -48,6 +50,8 @@ def parser():
     result.add_argument('address', nargs='?', type=_address,
                         help='HOST:PORT to listen on; port 0 picks a free one')
     result.add_argument('--routes', action='store_true', help='print the route table and exit')
+    result.add_argument('--openapi', action='store_true',
+                        help='print the OpenAPI document GET /api/openapi.json answers, and exit')
     add_arguments(result, 'apiphant')
     return result
 
@@ -69,6 +73,8 @@ def main(argv=None):
     fds = worker_fds()
     if args.routes:
         return list_routes(args)
+    if args.openapi:
+        return print_openapi(args)
     if fds is not None:
         return serve_as_worker(args, *fds)
     if args.address is None:
@@ -81,6 +87,20 @@ def main(argv=None):
 def list_routes(args):
     """``--routes``: the route table, with no database touched."""
     print_routes(_application(args, start=False).routes.values())
+
+
+def print_openapi(args):
+    """``--openapi``: the document the server would answer, with no database touched."""
+    from apiphant import openapi
+    from apiphant.docs import DOCUMENT_PATH
+    from apiphant.metrics import Metrics
+    application = _application(args, start=False, metrics=Metrics() if args.metrics else None)  # in memory
+    served = application.routes.get(DOCUMENT_PATH)
+    if served is not None:
+        document = orjson.loads(b''.join(served.function({}, lambda status, headers: None)))
+    else:
+        document = openapi.document(application, locate(args.product))
+    print(openapi.encode(document, indent=True).decode())
 
 
 def serve_as_worker(args, listen_fd, pipe_fd):
@@ -115,15 +135,14 @@ def serve_alone(args):
     _serve(args, application, _listen(args.address))
 
 
-def _application(args, *, start=True):
-    metrics = None
+def _application(args, *, start=True, metrics=None):
     try:
         if start and args.metrics:
             from apiphant import metrics as process_metrics
             metrics = process_metrics.PROCESS = process_metrics.Metrics('api', args.metrics_dir or None)
         return app(args.product, max_body_size=args.max_body_size, start=start, rate_limit=args.rate_limit,
                    max_in_flight=args.max_in_flight, metrics=metrics, metrics_allow=args.metrics_allow,
-                   require_json=args.require_json)
+                   require_json=args.require_json, docs=args.docs)
     except (ProductError, ValueError) as error:  # ValueError: a route table that cannot be built
         sys.exit(f'apiphant: {error}')
 

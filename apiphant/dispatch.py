@@ -41,14 +41,15 @@ HEALTH = Route(path='/health', version='', target='', action='health', function=
 
 
 def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=None, max_in_flight=0,
-        metrics=None, metrics_allow=(), require_json=True):
+        metrics=None, metrics_allow=(), require_json=True, docs=False):
     """The WSGI application serving ``product`` (a directory or a package name),
     with ``GET /health`` beside the product's routes, and ``GET /metrics`` when
     given ``metrics`` (an apiphant.metrics.Metrics), for ``metrics_allow``.
     ``start=False`` leaves the providers of actions unstarted (no database is
     touched), to list routes. ``rate_limit`` (a limits.Rate) and
     ``max_in_flight`` (0: no cap) hold for the product's actions;
-    ``require_json=False`` lets a body without a JSON Content-Type in."""
+    ``require_json=False`` lets a body without a JSON Content-Type in;
+    ``docs=True`` adds ``GET /api/openapi.json`` and ``GET /docs``."""
     routes = discover(locate(product))
     if start:
         start_providers(routes)
@@ -57,8 +58,12 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
         from apiphant.metrics import route as metrics_route
         metrics_route = metrics_route(metrics, metrics_allow)
         routes[metrics_route.path] = metrics_route
-    return Application(routes, max_body_size=max_body_size, rate_limits=RateLimits(rate_limit),
-                       max_in_flight=max_in_flight, metrics=metrics, require_json=require_json)
+    application = Application(routes, max_body_size=max_body_size, rate_limits=RateLimits(rate_limit),
+                              max_in_flight=max_in_flight, metrics=metrics, require_json=require_json)
+    if docs:  # last: the document describes every route
+        from apiphant.docs import install
+        install(application, locate(product))
+    return application
 
 
 class Application:

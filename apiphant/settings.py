@@ -133,6 +133,8 @@ SETTINGS = (
             '--metrics-allow', switch),
     Setting('metrics_allow', '127.0.0.1/8,::1', 'addresses or networks that may read /metrics '
             '(judged on the real client, behind trusted proxies)', networks),
+    Setting('docs', 'on', 'GET /api/openapi.json (the OpenAPI 3.1 description of the API) and GET /docs '
+            '(Swagger UI over it, served by this server alone); off: neither, e.g. in production', switch),
     Setting('metrics_dir', '', 'a directory where each process of the product (API processes, the '
             'scheduler) keeps its numbers, so that /metrics shows them all (a parent of --workers '
             'makes one for its workers when empty)', commands=BOTH),
