@@ -150,6 +150,11 @@ SETTINGS = (
             '(with SQLite, also the threads its calls run in)', int),
     Setting('database_wait', '5', 'seconds a request waits for a database connection or, with '
             'SQLite, for its turn to write; longer: 503 with Retry-After', seconds),
+    Setting('database_timeout', '5', 'seconds the database work of a transaction() or connect() block may '
+            'take: no statement starts past it (SQLite is interrupted at it, PostgreSQL\'s statement_timeout is '
+            'as long); longer: 503 with Retry-After; 0: none', seconds),
+    Setting('database_connect_timeout', '1', 'seconds a new PostgreSQL connection may take (psycopg alone '
+            'waits 2 s at least); longer: 503 with Retry-After', seconds),
     Setting('stop_timeout', '8', 'seconds SIGTERM lets running tasks finish before they are '
             'interrupted, below supervisor\'s 10 s before SIGKILL', seconds,
             ('apiphant-background',)),

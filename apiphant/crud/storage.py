@@ -47,7 +47,7 @@ from apiphant import metrics
 from apiphant.crud import sqlite
 from apiphant.errors import ServiceUnavailable
 from apiphant.product import ProductError
-from apiphant.settings import SETTINGS, seconds
+from apiphant.settings import SETTINGS
 
 __all__ = ['Database', 'database', 'database_url', 'locks_rows', 'RETRY_AFTER', 'PSYCOPG_FLOOR']
 
@@ -62,16 +62,10 @@ _databases = {}  # by URL
 _named = {}  # by (product, setting)
 _DEFAULT = object()
 # Settings read here before the settings table names them: (default, type).
-_PENDING = {'database_timeout': ('5', seconds), 'database_connect_timeout': ('1', seconds)}
-
-
 def _setting(name):
     """A setting's value from the environment, where ``apiphant``'s command
     line puts its options too."""
-    setting = next((s for s in SETTINGS if s.name == name), None)
-    if setting is None:
-        default, kind = _PENDING[name]
-        return kind(os.environ.get('APIPHANT_' + name.upper(), default))
+    setting = next(s for s in SETTINGS if s.name == name)
     return setting.type(os.environ.get(setting.env, setting.default))
 
 
