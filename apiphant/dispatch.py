@@ -11,6 +11,7 @@ import os
 import re
 
 from apiphant.codec import decode, encode
+from apiphant.cors import Cors
 from apiphant.current import RequestContext, current, enter, leave
 from apiphant.errors import (ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, TooManyRequests,
                              UnsupportedMediaType, status_line)
@@ -41,7 +42,7 @@ HEALTH = Route(path='/health', version='', target='', action='health', function=
 
 
 def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=None, max_in_flight=0,
-        metrics=None, metrics_allow=(), require_json=True, docs=False):
+        metrics=None, metrics_allow=(), require_json=True, docs=False, cors_origins=None, client_js=None):
     """The WSGI application serving ``product`` (a directory or a package name),
     with ``GET /health`` beside the product's routes, and ``GET /metrics`` when
     given ``metrics`` (an apiphant.metrics.Metrics), for ``metrics_allow``.
@@ -49,7 +50,10 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
     touched), to list routes. ``rate_limit`` (a limits.Rate) and
     ``max_in_flight`` (0: no cap) hold for the product's actions;
     ``require_json=False`` lets a body without a JSON Content-Type in;
-    ``docs=True`` adds ``GET /api/openapi.json`` and ``GET /docs``."""
+    ``docs=True`` adds ``GET /api/openapi.json`` and ``GET /docs``;
+    ``cors_origins`` (a tuple of apiphant.cors.origins()) turns CORS on;
+    ``client_js`` serves ``GET /api/client.js``. These two, when None, come
+    from their APIPHANT_* variables (or their defaults)."""
     routes = discover(locate(product))
     if start:
         start_providers(routes)
@@ -58,17 +62,32 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
         from apiphant.metrics import route as metrics_route
         metrics_route = metrics_route(metrics, metrics_allow)
         routes[metrics_route.path] = metrics_route
+    if client_js if client_js is not None else _from_environment('client_js'):
+        from apiphant.jsclient import route as client_route
+        client_route = client_route()
+        if client_route is not None:
+            routes[client_route.path] = client_route
+    if cors_origins is None:
+        cors_origins = _from_environment('cors_origins')
     application = Application(routes, max_body_size=max_body_size, rate_limits=RateLimits(rate_limit),
-                              max_in_flight=max_in_flight, metrics=metrics, require_json=require_json)
+                              max_in_flight=max_in_flight, metrics=metrics, require_json=require_json,
+                              cors=Cors(cors_origins) if cors_origins else None)
     if docs:  # last: the document describes every route
         from apiphant.docs import install
         install(application, locate(product))
     return application
 
 
+def _from_environment(name):
+    """A setting's value from its APIPHANT_* variable, else its default."""
+    from apiphant.settings import SETTINGS
+    setting = next(setting for setting in SETTINGS if setting.name == name)
+    return setting.type(os.environ.get(setting.env, setting.default))
+
+
 class Application:
     def __init__(self, routes, *, max_body_size=DEFAULT_MAX_BODY_SIZE, rate_limits=None, max_in_flight=0,
-                 metrics=None, require_json=True):
+                 metrics=None, require_json=True, cors=None):
         self.routes = routes
         self.max_body_size = max_body_size
         self.new_request_id = request_ids()
@@ -78,6 +97,7 @@ class Application:
         self.in_flight = 0
         self.metrics = metrics
         self.require_json = require_json
+        self.cors = cors  # an apiphant.cors.Cors, or None: off
 
     def request_id(self, given):
         """The client's X-Request-Id when it is sane, a new one otherwise."""
@@ -91,9 +111,13 @@ class Application:
         token = enter(context)
         self.in_flight += 1  # this one too, so past the cap is more than max_in_flight
         try:
-            if route is None:
-                raise NotFound()
-            if method not in route.methods:
+            if route is None or method not in route.methods:
+                if method == 'OPTIONS' and self.cors is not None:
+                    preflight = self.cors.preflight(route, current().headers)
+                    if preflight is not None:
+                        return preflight
+                if route is None:
+                    raise NotFound()
                 raise MethodNotAllowed(route.methods)
             # The product's actions are held back past the cap or a rate; /health and /metrics never.
             if route.version and (self.in_flight > self.max_in_flight or self.rate_limits is not None):
@@ -150,6 +174,9 @@ class Application:
         """WSGI."""
         request_id = self.request_id(environ.get('HTTP_X_REQUEST_ID'))
         environ['apiphant.request_id'] = request_id
+        origin = environ.get('HTTP_ORIGIN') if self.cors is not None else None
+        if origin is not None:
+            start_response = _adding(start_response, self.cors.headers(origin))
         route = self.routes.get(_path(environ))
         method = environ['REQUEST_METHOD']
         context = (request_id, route, environ.get('REMOTE_ADDR'), None, environ)
@@ -181,7 +208,10 @@ class Application:
     @staticmethod
     def _finish(start_response, headers, status, extra, body):
         headers.extend(extra)
-        headers.append(('Content-Length', str(len(body))))
+        if status[:3] == '204':  # RFC 9110 8.6: no content, so neither its type nor its length
+            headers = [header for header in headers if header[0] != 'Content-Type']
+        else:
+            headers.append(('Content-Length', str(len(body))))
         start_response(status, headers)
         return [body]
 
@@ -245,6 +275,13 @@ def _path(environ):
     if raw is None:
         return environ.get('PATH_INFO')
     return raw.partition('?')[0]
+
+
+def _adding(start_response, headers):
+    """A start_response that adds ``headers`` to the answer's."""
+    def adding(status, response_headers, exc_info=None):
+        return start_response(status, [*response_headers, *headers], exc_info)
+    return adding
 
 
 def _collect(function, request):

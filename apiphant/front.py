@@ -61,13 +61,14 @@ _ANSWER = (b'HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d
            b'X-Request-Id: %s\r\nDate: %s\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n%s')
 _METHODS = {m.encode(): m for m in ('POST', 'GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS')}
 _STATUS = {line: line.encode() for line in STATUS_LINES.values()}
+_NO_CONTENT = _STATUS['204 No Content']
 _CLOSE_QUIETLY = object()  # a rejection that closes without an answer of its own
 
 
 def head(status, extra, request_id, payload, date, *, head_only=False, keep_alive=True, http10=False):
     """A whole response: the status line (bytes), the ``extra`` headers (str
     pairs, checked by the application: no line breaks), the JSON type unless
-    ``extra`` names one, the length, the request id (unless None), the date,
+    ``extra`` names one, the length (neither for a 204), the request id (unless None), the date,
     nosniff, no-store unless ``extra`` says how to cache, how the connection
     goes on, and ``payload`` unless ``head_only``."""
     parts = [b'HTTP/1.1 ', status, b'\r\n']
@@ -77,9 +78,10 @@ def head(status, extra, request_id, payload, date, *, head_only=False, keep_aliv
         typed = typed or lower == 'content-type'
         cached = cached or lower == 'cache-control'
         parts += (name.encode('latin-1'), b': ', value.encode('latin-1'), b'\r\n')
-    if not typed:
-        parts.append(b'Content-Type: application/json\r\n')
-    parts += (b'Content-Length: ', b'%d' % len(payload), b'\r\n')
+    if status != _NO_CONTENT:  # RFC 9110 8.6: a 204 has no content, so no Content-Length
+        if not typed:
+            parts.append(b'Content-Type: application/json\r\n')
+        parts += (b'Content-Length: ', b'%d' % len(payload), b'\r\n')
     if request_id is not None:
         parts += (b'X-Request-Id: ', request_id, b'\r\n')
     parts += (b'Date: ', date, b'\r\nX-Content-Type-Options: nosniff\r\n')
@@ -104,6 +106,7 @@ class Front:
         self.metrics = application.metrics
         self.proxies = Proxies(trusted_proxies)
         self.routes = {path.encode('latin-1'): route for path, route in application.routes.items()}
+        self.cors = getattr(application, 'cors', None)  # an apiphant.cors.Cors, or None: off
         self.max_body_size = application.max_body_size
         self.head_timeout = head_timeout
         self.body_timeout = body_timeout
@@ -193,7 +196,7 @@ class Message:
     class holds the defaults, so that a request sets only what it has (most
     headers are absent from most requests: no __slots__, for that)."""
 
-    given_id = length = coding = expect = encoding = content_type = forwarded_for = real_ip = method = None
+    given_id = length = coding = expect = encoding = content_type = forwarded_for = real_ip = method = origin = None
     hosts = 0
     body = b''
     keep_alive = True
@@ -205,10 +208,10 @@ class Message:
 
 
 # Headers the front itself reads, by name as clients send them (else lower-cased).
-_LENGTH, _CODING, _EXPECT, _ID, _FORWARDED_FOR, _REAL_IP, _HOST, _TYPE, _ENCODING = range(9)
+_LENGTH, _CODING, _EXPECT, _ID, _FORWARDED_FOR, _REAL_IP, _HOST, _TYPE, _ENCODING, _ORIGIN = range(10)
 _WATCHED = {b'content-length': _LENGTH, b'transfer-encoding': _CODING, b'expect': _EXPECT, b'x-request-id': _ID,
             b'x-forwarded-for': _FORWARDED_FOR, b'x-real-ip': _REAL_IP, b'host': _HOST, b'content-type': _TYPE,
-            b'content-encoding': _ENCODING}
+            b'content-encoding': _ENCODING, b'origin': _ORIGIN}
 _WATCHED.update({name.title(): slot for name, slot in _WATCHED.items()})
 _WATCHED.update({b'X-Request-ID': _ID, b'X-Real-IP': _REAL_IP})
 _WATCHED_SIZES = {len(name) for name in _WATCHED}
@@ -300,6 +303,8 @@ class Connection:
                 message.given_id = value
             elif slot == _ENCODING:
                 message.encoding = value
+            elif slot == _ORIGIN:
+                message.origin = value
             elif slot == _FORWARDED_FOR:  # each proxy may add its own line
                 message.forwarded_for = value if message.forwarded_for is None else message.forwarded_for + b',' + value
             else:
@@ -467,7 +472,10 @@ class Connection:
             if reject is not None and reject is not _CLOSE_QUIETLY and not close:
                 if self.front.metrics is not None:
                     self.front.metrics.rejected(reject.status)
-                answers.append(head(_STATUS.get(reject.status_line) or reject.status_line.encode(), reject.headers,
+                extra = reject.headers
+                if self.front.cors is not None and self.message is not None and self.message.origin is not None:
+                    extra = self.front.cors.add(extra, self.message.origin)  # so that the page can read it
+                answers.append(head(_STATUS.get(reject.status_line) or reject.status_line.encode(), extra,
                                     None, reject.body(), self.front.date, keep_alive=False))
             close = close or reject is not None
             out = b''.join(answers)
@@ -528,6 +536,8 @@ class Connection:
         if metrics is not None:
             metrics.request_started()
         status, extra, payload = app.respond(route, method, message.body, message.content_type, context)
+        if front.cors is not None and message.origin is not None:
+            extra = front.cors.add(extra, message.origin)
         if metrics is not None:
             metrics.request_finished(route.path if route is not None else None, status,
                                      time.perf_counter() - started)

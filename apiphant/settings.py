@@ -61,6 +61,14 @@ def networks(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def cors_origins(text):
+    from apiphant.cors import origins
+    try:
+        return origins(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def rate(text):
     if str(text).strip().lower() in ('off', '', 'none'):
         return None
@@ -135,6 +143,10 @@ SETTINGS = (
             '(judged on the real client, behind trusted proxies)', networks),
     Setting('docs', 'on', 'GET /api/openapi.json (the OpenAPI 3.1 description of the API) and GET /docs '
             '(Swagger UI over it, served by this server alone); off: neither, e.g. in production', switch),
+    Setting('cors_origins', '', 'origins (scheme://host[:port], comma-separated) whose browser pages may '
+            'call the API across origins: preflights answered, Access-Control-Allow-Origin on answers; '
+            'empty: CORS off', cors_origins),
+    Setting('client_js', 'on', 'GET /api/client.js, the JavaScript client (an ES module)', switch),
     Setting('metrics_dir', '', 'a directory where each process of the product (API processes, the '
             'scheduler) keeps its numbers, so that /metrics shows them all (a parent of --workers '
             'makes one for its workers when empty)', commands=BOTH),
