@@ -33,6 +33,7 @@ EXPOSE_HEADERS = 'X-Request-Id, Retry-After'
 NO_CONTENT = '204 No Content'
 _VARY = ('Vary', 'Origin')
 _NOT_ALLOWED = (_VARY,)
+_NOT_ALLOWED_LINES = b'Vary: Origin\r\n'
 _DEFAULT_PORTS = {'http': 80, 'https': 443}
 
 
@@ -70,12 +71,16 @@ class Cors:
     def __init__(self, allowed, max_age=MAX_AGE):
         self.allowed = tuple(allowed)
         self.max_age = max_age
-        # The headers to add, by Origin as sent: str for WSGI, bytes for the front.
+        # The headers to add, by Origin as sent: str for WSGI, bytes for the front;
+        # and as the lines of a response head, for the front's one-format answer.
         self._answers = {}
+        self._lines = {}
         for origin in self.allowed:
             headers = (('Access-Control-Allow-Origin', origin), _VARY,
                        ('Access-Control-Expose-Headers', EXPOSE_HEADERS))
             self._answers[origin] = self._answers[origin.encode('latin-1')] = headers
+            self._lines[origin.encode('latin-1')] = b''.join(b'%s: %s\r\n' % (name.encode(), value.encode())
+                                                             for name, value in headers)
         self._preflights = {}  # by a route's methods
 
     def __bool__(self):
@@ -84,6 +89,10 @@ class Cors:
     def headers(self, origin):
         """The headers an answer to a request from ``origin`` (str or bytes) adds."""
         return self._answers.get(origin, _NOT_ALLOWED)
+
+    def lines(self, origin):
+        """Those headers as the lines of a response head, for ``origin`` as bytes."""
+        return self._lines.get(origin, _NOT_ALLOWED_LINES)
 
     def add(self, extra, origin):
         """``extra``, the headers of an answer, with those for ``origin``."""

@@ -59,6 +59,7 @@ _CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
 # format: the answer to nearly every request. A test pins the two together.
 _ANSWER = (b'HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n'
            b'X-Request-Id: %s\r\nDate: %s\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n%s')
+_CORS_ANSWER = b'HTTP/1.1 %s\r\n%s' + _ANSWER[len(b'HTTP/1.1 %s\r\n'):]  # the same, with the CORS lines
 _METHODS = {m.encode(): m for m in ('POST', 'GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS')}
 _STATUS = {line: line.encode() for line in STATUS_LINES.values()}
 _NO_CONTENT = _STATUS['204 No Content']
@@ -536,8 +537,6 @@ class Connection:
         if metrics is not None:
             metrics.request_started()
         status, extra, payload = app.respond(route, method, message.body, message.content_type, context)
-        if front.cors is not None and message.origin is not None:
-            extra = front.cors.add(extra, message.origin)
         if metrics is not None:
             metrics.request_finished(route.path if route is not None else None, status,
                                      time.perf_counter() - started)
@@ -546,6 +545,11 @@ class Connection:
         close = not message.keep_alive or must_close or (last and front.draining)  # draining: after the last answer
         status = _STATUS.get(status) or status.encode('latin-1')
         request_id = request_id.encode('latin-1')
+        if front.cors is not None and message.origin is not None:
+            if not extra and not close and not message.http10 and message.method != b'HEAD':
+                return _CORS_ANSWER % (status, front.cors.lines(message.origin), len(payload), request_id,
+                                       front.date, payload), False
+            extra = front.cors.add(extra, message.origin)
         if not extra and not close and not message.http10 and message.method != b'HEAD':
             return _ANSWER % (status, len(payload), request_id, front.date, payload), False
         return head(status, extra, request_id, payload, front.date, head_only=message.method == b'HEAD',

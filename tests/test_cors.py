@@ -224,6 +224,16 @@ def test_the_client_module_and_health_are_shared_with_allowed_origins(cors):
         allowed(answer, APP)
 
 
+def test_the_fast_answer_with_cors_is_what_head_makes():
+    from apiphant.cors import Cors
+    from apiphant.front import _CORS_ANSWER, head
+    cors, payload, date = Cors((APP,)), b'{"a":1}', b'Sun, 29 Nov 2026 06:00:00 GMT'
+    for origin in (APP.encode(), EVIL.encode()):
+        fast = _CORS_ANSWER % (b'200 OK', cors.lines(origin), len(payload), b'f00-1', date, payload)
+        assert fast == head(b'200 OK', cors.add((), origin), b'f00-1', payload, date)
+    assert cors.add((('Allow', 'POST'),), APP.encode())[0] == ('Allow', 'POST')
+
+
 # --- the WSGI callable ---------------------------------------------------------------------------------
 
 def wsgi(application, method, path, body=b'', **environ):
