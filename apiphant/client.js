@@ -156,6 +156,7 @@ export class Client {
     Object.assign(this, DEFAULTS, options);
     this.baseUrl = String(baseUrl).replace(/\/+$/, '');
     this.safe = new Set([...SAFE_ACTIONS, ...this.safe]);
+    this.headers = {...this.headers};  // this client's own, to change at will
     // api.v0 (any v<N> the client does not have) starts a path.
     return new Proxy(this, {
       get(client, name, receiver) {

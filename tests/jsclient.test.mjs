@@ -56,6 +56,8 @@ test('a target is no thenable and only v<N> starts a path', async () => {
   assert.equal(api.nothing, undefined);
   assert.equal(typeof api.v12.x.read, 'function');
   assert.throws(() => new Client(API_URL, {tokn: 'x'}), {name: 'TypeError', message: /unknown option\(s\) of Client: tokn/});
+  api.headers['X-Mine'] = 'mine';
+  assert.deepEqual(new Client(API_URL).headers, {});
 });
 
 test('field errors reject as Missing and Invalid, with field, state and request id', async () => {
