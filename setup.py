@@ -16,7 +16,8 @@ setup(
     packages=find_packages(include=['apiphant', 'apiphant.*']) + ['apiphant.deploy_template', 'apiphant.product_template'],
     # deploy_template/ (at the top of the repository) is installed as apiphant/deploy_template/.
     package_dir={'apiphant.deploy_template': 'deploy_template', 'apiphant.product_template': 'product_template'},
-    package_data={'apiphant.deploy_template': ['*.sh', '*/*'],
+    package_data={'apiphant': ['client.js'],
+                  'apiphant.deploy_template': ['*.sh', '*/*'],
                   'apiphant.product_template': ['.gitignore', '*.ini', '*.py', '*.rst', '*.txt', '*/*.py', '*/*/*.py',
                                                 '*/*/*/*.py']},
     scripts=['bin/apiphant', 'bin/apiphant-background'],

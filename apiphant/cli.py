@@ -142,7 +142,8 @@ def _application(args, *, start=True, metrics=None):
             metrics = process_metrics.PROCESS = process_metrics.Metrics('api', args.metrics_dir or None)
         return app(args.product, max_body_size=args.max_body_size, start=start, rate_limit=args.rate_limit,
                    max_in_flight=args.max_in_flight, metrics=metrics, metrics_allow=args.metrics_allow,
-                   require_json=args.require_json, docs=args.docs)
+                   require_json=args.require_json, docs=args.docs, cors_origins=args.cors_origins,
+                   client_js=args.client_js)
     except (ProductError, ValueError) as error:  # ValueError: a route table that cannot be built
         sys.exit(f'apiphant: {error}')
 
