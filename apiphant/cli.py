@@ -12,10 +12,11 @@ import tempfile
 
 import orjson
 
+from apiphant.crud import settings as database_settings
 from apiphant.dispatch import app
 from apiphant.logs import configure as configure_logging
 from apiphant.product import ProductError, directory, locate
-from apiphant.settings import SETTINGS, add_arguments
+from apiphant.settings import add_arguments
 from apiphant.workers import worker_fds
 
 __all__ = ['main', 'parse_address']
@@ -67,9 +68,7 @@ def main(argv=None):
     args_parser = parser()
     args = args_parser.parse_args(argv)
     configure_logging(args.log_level, args.log_format)
-    for setting in SETTINGS:  # apiphant.crud reads its settings where the product imports it
-        if setting.name.startswith('database_') and 'apiphant' in setting.commands:
-            os.environ[setting.env] = str(getattr(args, setting.name))
+    database_settings.configure(args)  # the tables' database, before the product is imported
     fds = worker_fds()
     if args.routes:
         return list_routes(args)

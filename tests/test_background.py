@@ -281,7 +281,7 @@ def test_a_product_that_cannot_be_scheduled_exits_with_one_line(tmp_path, source
 def test_a_bad_database_url_is_a_usage_error():
     result = run(PRODUCTS / 'bgproduct', '--database', 'mysql://localhost/test')
     assert result.returncode == 2
-    assert 'the database URL should be postgresql://... (or sqlite:///PATH, or none), not mysql:...' \
+    assert 'the database URL should be sqlite:///PATH, postgresql://... or none, not mysql:...' \
         in result.stderr
 
 
@@ -530,3 +530,23 @@ def test_a_task_holding_the_event_loop_is_named(caplog):
         scheduler.stop(5)
     held = [r.getMessage() for r in caplog.records if 'held the event loop' in r.getMessage()]
     assert len(held) == 1 and held[0].startswith('Task spinner held the event loop for '), held
+
+
+def test_a_tasks_table_writes_land_in_the_schedulers_postgresql(database):
+    url, db = database
+    product = PRODUCTS / 'bgcrud'
+    beside = PRODUCTS / 'bgcrud.sqlite3'
+    existed = beside.exists()
+    result = run(product, '--run', 'note', '--database-url', url)
+    assert result.returncode == 0, result.stderr
+    assert db.execute('SELECT text, version FROM bg_notes').fetchall() == [('written by the scheduler', 1)]
+    assert db.execute("SELECT task, outcome FROM apiphant_task_runs WHERE product = 'bgcrud'").fetchall() \
+        == [('note', 'ok')]
+    assert beside.exists() == existed
+
+
+def test_a_database_that_refuses_the_scheduler_stops_it_in_one_line(database):
+    result = run(PRODUCTS / 'bgcrud', '--database-url', 'postgresql://postgres@127.0.0.1:5432/apiphant_no_such_db')
+    assert result.returncode == 1
+    assert result.stderr.count('\n') == 1, result.stderr
+    assert 'database "apiphant_no_such_db" does not exist' in result.stderr

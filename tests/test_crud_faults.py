@@ -246,6 +246,36 @@ def test_a_bad_database_url_stops_start_up():
     assert 'Traceback' not in completed.stderr
 
 
+@pytest.mark.parametrize('url, said', [
+    ('postgresql://postgres@127.0.0.1:5432/apiphant_no_such_db', 'database "apiphant_no_such_db" does not exist'),
+    ('postgresql://apiphant_no_such_role@127.0.0.1:5432/test', 'role "apiphant_no_such_role" does not exist'),
+])
+def test_a_database_that_refuses_the_product_stops_start_up_in_one_line(url, said, tmp_path):
+    with store('postgresql', tmp_path):  # skips (or fails) when PostgreSQL is down
+        pass
+    completed = subprocess.run([sys.executable, '-m', 'apiphant', str(PRODUCT), '127.0.0.1:0', '--database-url', url],
+                               env={**os.environ, 'APIPHANT_DATABASE_URL': 'none'},
+                               capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 1
+    last = completed.stderr.splitlines()[-1]
+    assert last.startswith('apiphant: cannot use Database(') and said in last, completed.stderr
+    assert 'Traceback' not in completed.stderr
+
+
+def test_missing_psycopg_is_one_line_naming_the_extra(monkeypatch):
+    import importlib.metadata
+
+    from apiphant.crud import storage
+    from apiphant.product import ProductError
+
+    def version(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(importlib.metadata, 'version', version)
+    with pytest.raises(ProductError) as raised:
+        storage.require_psycopg()
+    assert str(raised.value) == "PostgreSQL needs psycopg: pip install 'apiphant[postgresql]'"
+
+
 def test_the_command_line_names_the_database(apiphant_serve, tmp_path):
     path = tmp_path / 'flagged.sqlite3'
     server = apiphant_serve(PRODUCT, '--database-url', f'sqlite:///{path}', '--database-wait', '0.3',

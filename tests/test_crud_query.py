@@ -383,7 +383,7 @@ def test_the_default_database_is_beside_the_product():
 @pytest.mark.parametrize('text', ['mysql://root@localhost/db', 'sqlite://', 'sqlite:///:memory:',
                                   'postgresql+psycopg2://h/db', 'not a url', 'http://h/db'])
 def test_bad_database_urls(text):
-    with pytest.raises(ProductError, match='the database URL should be sqlite:///PATH or postgresql://'):
+    with pytest.raises(ProductError, match='the database URL should be sqlite:///PATH, postgresql://... or none'):
         database_url(text, 'anything')
 
 

@@ -76,17 +76,19 @@ class Alone:
 
 
 def database_url(text):
-    """The libpq URL to claim slots in, from the ``database_url`` setting:
-    ``postgresql://...`` (or ``postgres://``, SQLAlchemy's
-    ``postgresql+psycopg://``). None, to run alone, for ``none`` (or empty)
-    and for a SQLite file, which only one host can use. ValueError otherwise."""
-    if text in ('', 'none') or text.startswith('sqlite:///'):
+    """The libpq URL to claim slots in, from the ``database_url`` setting
+    (parsed by ``apiphant.crud.storage.parse_url``, the one parser of it).
+    None, to run alone, for ``none`` (or empty) and for a SQLite file, which
+    only one host can use. ValueError otherwise."""
+    from apiphant.crud.storage import parse_url
+    from apiphant.product import ProductError
+    try:
+        url = parse_url(text)
+    except ProductError as error:
+        raise ValueError(str(error)) from None
+    if url is None or url.get_backend_name() == 'sqlite':
         return None
-    scheme, separator, rest = text.partition('://')
-    if not separator or scheme not in ('postgresql', 'postgres', 'postgresql+psycopg'):
-        raise ValueError(f'the database URL should be postgresql://... (or sqlite:///PATH, or none), '
-                         f'not {text.split(":", 1)[0]}:...')
-    return 'postgresql://' + rest
+    return url.set(drivername='postgresql').render_as_string(hide_password=False)
 
 
 _TABLES = '''

@@ -22,6 +22,8 @@ from apiphant import metrics
 from apiphant.background.claims import Alone, CannotStart, Claims, database_url, hold_lock
 from apiphant.background.scheduler import OK, Scheduler, call
 from apiphant.background.tasks import load
+from apiphant.crud import settings as database_settings
+from apiphant.crud.storage import require_psycopg
 from apiphant.logs import configure as configure_logging
 from apiphant.product import ProductError
 from apiphant.settings import add_arguments
@@ -58,7 +60,11 @@ def main(argv=None):
         url = database_url(args.database_url)
     except ValueError as error:
         args_parser.error(str(error))
+    # The tables of the product's tasks use the database the slots are claimed in.
+    database_settings.configure(args)
     try:
+        if url:
+            require_psycopg()
         package, module, tasks, on_error = load(args.product)
     except ProductError as error:
         sys.exit(f'apiphant-background: {error}')

@@ -10,19 +10,30 @@
     )
 
 ``POST /api/v0/tasks/create|read|update|delete|list`` then work, over SQLite
-beside the product or the PostgreSQL of ``APIPHANT_DATABASE_URL``. Modules:
+beside the product or the PostgreSQL of ``--database-url``. Modules:
 ``columns`` (kinds and checks), ``fields`` (a request's names, ``id`` and
 ``version``), ``query`` (the where language, sorting, paging), ``table`` (the
 actions and hooks), ``aggregates`` (group, stats, sample), ``schema`` (tables
 made and extended at start-up), ``storage`` (databases and transactions),
-``sqlite`` (SQLite off gevent's hub). A field that does not fit is the
+``sqlite`` (SQLite off gevent's hub), ``settings`` (the database settings
+handed over at start-up). A field that does not fit is the
 ``Invalid`` or ``Missing`` of ``apiphant.errors``.
 """
-from apiphant.crud.columns import Column
-from apiphant.crud.query import OPERATORS, Limits
-from apiphant.crud.schema import SchemaError
-from apiphant.crud.storage import Database, database
-from apiphant.crud.table import ACTIONS, OPTIONAL_ACTIONS, Table
+import importlib
 
 __all__ = ['Table', 'Column', 'database', 'Database', 'Limits', 'OPERATORS',
-           'ACTIONS', 'OPTIONAL_ACTIONS', 'SchemaError']
+           'ACTIONS', 'OPTIONAL_ACTIONS', 'SchemaError', 'configure']
+
+# Imported on first use (PEP 562): the daemon hands over its database
+# settings through ``apiphant.crud.settings`` whether or not the product has
+# tables, and only a product that has them pays for SQLAlchemy.
+_HOMES = {'Column': 'columns', 'OPERATORS': 'query', 'Limits': 'query', 'SchemaError': 'schema',
+          'Database': 'storage', 'database': 'storage', 'ACTIONS': 'table',
+          'OPTIONAL_ACTIONS': 'table', 'Table': 'table', 'configure': 'settings'}
+
+
+def __getattr__(name):
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'{__name__}.{home}'), name)

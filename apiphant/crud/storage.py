@@ -1,8 +1,10 @@
-"""Where rows live: a ``Database`` per URL, made from the settings.
+"""Where rows live: a ``Database`` per URL, made from the settings that
+``apiphant`` and ``apiphant-background`` hand to ``settings.configure()`` at start-up
+(from their command line and its ``APIPHANT_*`` variables; the environment is
+not read here).
 
-- No ``APIPHANT_DATABASE_URL`` (or ``none``, the setting's default, which
-  ``apiphant-background`` shares): the SQLite file beside the product
-  (``<dir>/myproduct.sqlite3`` for ``<dir>/myproduct/``).
+- ``database_url`` ``none`` (the default): the SQLite file beside the
+  product (``<dir>/myproduct.sqlite3`` for ``<dir>/myproduct/``).
 - ``sqlite:///path``: that SQLite file.
 - ``postgresql://...`` (or ``postgres://``, ``postgresql+psycopg://``):
   PostgreSQL through psycopg 3, which waits cooperatively when gevent
@@ -33,6 +35,7 @@ import contextlib
 import importlib.metadata
 import logging
 import os
+import re
 import sys
 import time
 from contextvars import ContextVar
@@ -47,38 +50,31 @@ from apiphant import metrics
 from apiphant.crud import sqlite
 from apiphant.errors import ServiceUnavailable
 from apiphant.product import ProductError
-from apiphant.settings import SETTINGS
+from apiphant.crud import settings as handed_settings
 
-__all__ = ['Database', 'database', 'database_url', 'locks_rows', 'RETRY_AFTER', 'PSYCOPG_FLOOR']
+__all__ = ['Database', 'database', 'database_url', 'parse_url', 'require_psycopg', 'locks_rows', 'RETRY_AFTER', 'PSYCOPG_FLOOR']
 
 log = logging.getLogger('apiphant.crud')
 
+# Refusals at connection time that no retry mends (libpq gives them no SQLSTATE).
+_PERMANENT = re.compile(r'FATAL:\s+(database "[^"]*" does not exist|role "[^"]*" does not exist'
+                        r'|password authentication failed|.*authentication failed|no pg_hba\.conf entry)')
 RETRY_AFTER = 1  # seconds: a pool wait or a lock is usually over by then
 _POSTGRESQL = ('postgresql', 'postgres', 'postgresql+psycopg')
 # psycopg 3.1.5 to 3.1.13 wait for the server without yielding to gevent
 # (measured: three pg_sleep(0.5) in greenlets took 1.5 s on 3.1.13, 0.5 s on 3.1.14).
 PSYCOPG_FLOOR = (3, 1, 14)
 _databases = {}  # by URL
-_named = {}  # by (product, setting)
 _DEFAULT = object()
-# Settings read here before the settings table names them: (default, type).
-def _setting(name):
-    """A setting's value from the environment, where ``apiphant``'s command
-    line puts its options too."""
-    setting = next(s for s in SETTINGS if s.name == name)
-    return setting.type(os.environ.get(setting.env, setting.default))
+_named = {}  # by (product, the settings handed)
 
 
-def database_url(text, product):
-    """The SQLAlchemy URL of a setting's value; the SQLite file beside
-    ``product`` (a package name) when it is empty or ``none``."""
+def parse_url(text):
+    """The SQLAlchemy URL of a ``database_url`` setting's value, or None for
+    ``none`` (or empty): the one parser of the setting, which the scheduler's
+    claims use too. ProductError when it is neither SQLite nor PostgreSQL."""
     if not text or text == 'none':
-        package = sys.modules.get(product)
-        if package is None or not getattr(package, '__file__', None):
-            raise ProductError(f'cannot tell where the SQLite file of {product!r} goes; '
-                               f'set APIPHANT_DATABASE_URL')
-        directory = os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))
-        return sa.engine.URL.create('sqlite', database=os.path.join(directory, f'{product}.sqlite3'))
+        return None
     try:
         url = sa.engine.make_url(text)
     except exc.ArgumentError:
@@ -87,27 +83,43 @@ def database_url(text, product):
         return url.set(drivername='postgresql+psycopg')
     if url is not None and url.drivername == 'sqlite' and url.database and url.database != ':memory:':
         return url
-    raise ProductError(f'the database URL should be sqlite:///PATH or postgresql://..., '
+    raise ProductError(f'the database URL should be sqlite:///PATH, postgresql://... or none, '
                        f'not {text.split(":", 1)[0]}:...')
+
+
+def database_url(text, product):
+    """The SQLAlchemy URL of a setting's value; the SQLite file beside
+    ``product`` (a package name) when it is empty or ``none``."""
+    url = parse_url(text)
+    if url is not None:
+        return url
+    package = sys.modules.get(product)
+    if package is None or not getattr(package, '__file__', None):
+        raise ProductError(f'cannot tell where the SQLite file of {product!r} goes; '
+                           f'set APIPHANT_DATABASE_URL')
+    directory = os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))
+    return sa.engine.URL.create('sqlite', database=os.path.join(directory, f'{product}.sqlite3'))
 
 
 def database(product=None):
     """The ``Database`` of ``product`` (a package name; by default the package
-    of the calling module): the one every table of the product uses."""
+    of the calling module): the one every table of the product uses, made
+    from the settings handed to ``settings.configure()``."""
     if product is None:
         product = sys._getframe(1).f_globals.get('__name__', '').partition('.')[0]
-    text = _setting('database_url')
-    found = _named.get((product, text))
+    settings = handed_settings.handed()
+    named = (product, tuple(settings.values()))
+    found = _named.get(named)
     if found is None:
-        url = database_url(text, product)
+        url = database_url(settings['database_url'], product)
         key = url.render_as_string(hide_password=False)
         found = _databases.get(key)
         if found is None:
-            found = _databases[key] = Database(url, pool_size=_setting('database_pool_size'),
-                                               wait=_setting('database_wait'),
-                                               timeout=_setting('database_timeout'),
-                                               connect_timeout=_setting('database_connect_timeout'))
-        _named[product, text] = found
+            found = _databases[key] = Database(url, pool_size=settings['database_pool_size'],
+                                               wait=settings['database_wait'],
+                                               timeout=settings['database_timeout'],
+                                               connect_timeout=settings['database_connect_timeout'])
+        _named[named] = found
     return found
 
 
@@ -134,7 +146,7 @@ class Database:
             if not os.path.isdir(directory):
                 raise ProductError(f'no directory {directory} for the SQLite database')
         else:
-            _check_psycopg()
+            require_psycopg()
         self._engine = None
         self._engine_lock = gevent.lock.Semaphore()
         self._writer = gevent.lock.Semaphore() if self.dialect == 'sqlite' else None
@@ -201,6 +213,20 @@ class Database:
         def before_statement(connection, cursor, statement, parameters, context, many):
             self._deadline(connection)
         return engine
+
+    def check(self):
+        """At start-up: a ProductError (one line) when the database refuses
+        this process for good (no such database, no such role, failed
+        authentication), which no retry mends; a 503 when it is only
+        unreachable for now."""
+        try:
+            with self._unavailable(), self._checkout():
+                pass
+        except ServiceUnavailable as error:
+            cause = error.__context__
+            if cause is not None and _PERMANENT.search(str(getattr(cause, 'orig', cause))):
+                raise ProductError(f'cannot use {self}: {_one_line(cause)}') from None
+            raise
 
     def _deadline(self, connection):
         """The deadline of the block ``connection`` serves; past it, a 503."""
@@ -322,11 +348,13 @@ def _late(error):
     return getattr(error, 'sqlstate', None) in ('57014', '55P03') or str(error) == 'interrupted'
 
 
-def _check_psycopg():
+def require_psycopg():
+    """A ProductError (one line, what to install) unless a psycopg that
+    cooperates with gevent is installed."""
     try:
         version = importlib.metadata.version('psycopg')
     except importlib.metadata.PackageNotFoundError:
-        raise ProductError('PostgreSQL needs psycopg: pip install "apiphant[postgresql]"') from None
+        raise ProductError("PostgreSQL needs psycopg: pip install 'apiphant[postgresql]'") from None
     numbers = tuple(int(part) if part.isdigit() else 0 for part in version.split('.')[:3])
     if numbers < PSYCOPG_FLOOR:
         floor = '.'.join(map(str, PSYCOPG_FLOOR))

@@ -250,8 +250,10 @@ class Table:
 
     def apiphant_start(self):
         """Prepare the table when the server starts (not for a route listing),
-        or on first use when the database cannot be reached yet."""
+        or on first use when the database cannot be reached yet; a database
+        that refuses the product for good stops start-up (a ProductError)."""
         try:
+            self.database.check()
             self.prepare()
         except ServiceUnavailable:
             log.warning('%s: the database is unavailable at start-up; the table will be prepared '
