@@ -5,7 +5,18 @@
   loopback port and points ``apiphant.test.config`` at it.
 - ``apiphant_serve`` (function): ``apiphant_serve('path/to/product', '--max-body-size', '1K')``
   starts one more server and stops it after the test.
+
+A product's tests never touch the developer's database: the servers of
+both fixtures keep their rows in a fresh SQLite file of a temporary
+directory, and an ``APIPHANT_DATABASE_URL`` exported in the shell is not
+passed on. ``apiphant_server`` serves on PostgreSQL (or another SQLite file)
+when told so by the ini option ``apiphant_test_database_url`` or by
+``APIPHANT_TEST_DATABASE_URL``, and only when the database's name (or the
+file's) says ``test``; in PostgreSQL it works in a schema of its own,
+created for the session and dropped after. ``apiphant_serve`` takes the
+database given to it (``--database-url`` or ``env``).
 """
+import contextlib
 import os
 import re
 import signal
@@ -13,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -28,7 +40,8 @@ class ServedProduct:
 
     def __init__(self, product, *args, host='127.0.0.1', env=None, cwd=None, start_timeout=30):
         self.command = [sys.executable, '-m', 'apiphant', str(product), f'{host}:0', *map(str, args)]
-        self.env = {**os.environ, **(env or {})}
+        inherited = {key: value for key, value in os.environ.items() if key != 'APIPHANT_DATABASE_URL'}
+        self.env = {**inherited, **(env or {})}
         self.cwd = cwd
         self.start_timeout = start_timeout
         self.lines = []
@@ -105,14 +118,26 @@ class ServedProduct:
 def pytest_addoption(parser):
     parser.addini('apiphant_product', 'the product the apiphant_server fixture serves: '
                   'a directory (relative to the rootdir) or a package name')
+    parser.addini('apiphant_test_database_url', 'the database apiphant_server serves on instead of a '
+                  'fresh SQLite file (APIPHANT_TEST_DATABASE_URL too): its name must say test; in '
+                  'PostgreSQL the session works in a schema of its own, dropped after')
+
+
+def _names_a_database(args, env):
+    return 'APIPHANT_DATABASE_URL' in (env or {}) or any(
+        str(arg).split('=')[0] in ('--database-url', '--database') for arg in args)
 
 
 @pytest.fixture
-def apiphant_serve():
-    """Start servers of products for one test; all are stopped after it."""
+def apiphant_serve(tmp_path_factory):
+    """Start servers of products for one test; all are stopped after it. A
+    server given no database keeps its rows in a fresh SQLite file."""
     started = []
 
     def serve(product, *args, **options):
+        if not _names_a_database(args, options.get('env')):
+            fresh = tmp_path_factory.mktemp('apiphant-db') / 'test.sqlite3'
+            options['env'] = {**(options.get('env') or {}), 'APIPHANT_DATABASE_URL': f'sqlite:///{fresh}'}
         server = ServedProduct(product, *args, **options).start()
         started.append(server)
         return server
@@ -123,19 +148,57 @@ def apiphant_serve():
 
 
 @pytest.fixture(scope='session')
-def apiphant_server(pytestconfig):
-    """The product under test, served for the whole session; ``apiphant.test.config`` points at it."""
+def apiphant_server(pytestconfig, tmp_path_factory):
+    """The product under test, served for the whole session on a database of
+    its own; ``apiphant.test.config`` points at it."""
     product = os.environ.get('APIPHANT_TEST_PRODUCT') or pytestconfig.getini('apiphant_product')
     if not product:
         raise pytest.UsageError('apiphant_server needs the ini option apiphant_product '
                                 '(or APIPHANT_TEST_PRODUCT): the product to serve')
     path = pytestconfig.rootpath / product
-    server = ServedProduct(path if path.is_dir() else product).start()
-    saved = dict(apiphant_test.config)
-    apiphant_test.config.update(host=server.host, port=server.port)
+    told = os.environ.get('APIPHANT_TEST_DATABASE_URL') or pytestconfig.getini('apiphant_test_database_url')
+    with _test_database(told, tmp_path_factory) as url:
+        server = ServedProduct(path if path.is_dir() else product, env={'APIPHANT_DATABASE_URL': url}).start()
+        saved = dict(apiphant_test.config)
+        apiphant_test.config.update(host=server.host, port=server.port)
+        try:
+            yield server
+        finally:
+            apiphant_test.config.clear()
+            apiphant_test.config.update(saved)
+            server.stop()
+
+
+@contextlib.contextmanager
+def _test_database(told, tmp_path_factory):
+    """The URL of the session's database: a fresh SQLite file, or the one
+    ``told`` names when its name says test (a fresh schema of it, in
+    PostgreSQL, dropped after)."""
+    if not told:
+        yield f'sqlite:///{tmp_path_factory.mktemp("apiphant-db") / "test.sqlite3"}'
+        return
+    from apiphant.background.claims import database_url as libpq_url
+    from apiphant.crud.storage import parse_url
+    from apiphant.product import ProductError
     try:
-        yield server
-    finally:
-        apiphant_test.config.clear()
-        apiphant_test.config.update(saved)
-        server.stop()
+        url = parse_url(told)
+    except ProductError as error:
+        raise pytest.UsageError(f'APIPHANT_TEST_DATABASE_URL: {error}') from None
+    name = os.path.basename(url.database or '') if url is not None else ''
+    if 'test' not in name.lower():
+        raise pytest.UsageError(f'APIPHANT_TEST_DATABASE_URL names the database {name or told!r}, which does not '
+                                f'look like a test database: its name must say test (e.g. myproduct_test)')
+    if url.get_backend_name() == 'sqlite':
+        yield told
+        return
+    import psycopg
+    schema = f'apiphant_test_{os.getpid()}_{uuid.uuid4().hex[:8]}'
+    with psycopg.connect(libpq_url(told), autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE SCHEMA {schema}')
+        try:
+            options = url.query.get('options', '')
+            options = ' '.join([options] if isinstance(options, str) else options)
+            yield url.update_query_dict({'options': f'{options} -csearch_path={schema}'.strip()}).render_as_string(
+                hide_password=False)
+        finally:
+            admin.execute(f'DROP SCHEMA {schema} CASCADE')
