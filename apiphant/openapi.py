@@ -40,6 +40,8 @@ __all__ = ['document', 'encode', 'OPENAPI']
 OPENAPI = '3.1.0'
 INT64 = (-2 ** 63, 2 ** 63 - 1)
 _REF = '#/components/schemas/'
+# The codec refuses an integer literal beyond 64 bits anywhere (1e30 written as a float passes).
+_NOT_HUGE = {'not': {'type': 'integer', 'not': {'minimum': INT64[0], 'maximum': 2 ** 64 - 1}}}
 _NO = object()  # a value that has no JSON form
 
 # A built-in route's answer: its media type.
@@ -433,17 +435,19 @@ def _extended_table(route):
 
 
 def _kind_schema(column, limits=None):
+    """The schema of a column's values: as stored, or (``limits`` given) as a
+    where compares with them, where text is bounded by ``max_text`` alone."""
     kind = column.kind.name
     schema = {'int': {'type': 'integer', 'format': 'int64', 'minimum': INT64[0], 'maximum': INT64[1]},
-              'float': {'type': 'number', 'format': 'double'},
+              'float': {'type': 'number', 'format': 'double', **_NOT_HUGE},
               'bool': {'type': 'boolean'},
               'str': {'type': 'string', 'pattern': '^[^\\x00]*$'},
               'datetime': {'type': 'string', 'format': 'date-time', 'maxLength': 64},
               'date': {'type': 'string', 'format': 'date', 'maxLength': 64}}[kind]
-    if kind == 'str' and column.max_length is not None:
-        schema['maxLength'] = column.max_length
-    if limits is not None and kind == 'str':
-        schema['maxLength'] = min(schema.get('maxLength', limits.max_text), limits.max_text)
+    if kind == 'str':
+        length = column.max_length if limits is None else limits.max_text
+        if length is not None:
+            schema['maxLength'] = length
     return schema
 
 
@@ -479,6 +483,7 @@ def _table_schemas(table, prefix):
     required = [name for name, column in writable.items() if column.required]
     limits, page_size = table.limits, {'type': 'integer', 'minimum': 1, 'maximum': table.max_page_size}
     where = f'{prefix}.Where'
+    where_ref = {'anyOf': [{'$ref': _REF + where}, {'type': 'null'}]}  # null: no condition
     schemas = {
         f'{prefix}.Row': row,
         f'{prefix}.Create': _closed(values, required),
@@ -486,7 +491,7 @@ def _table_schemas(table, prefix):
         f'{prefix}.Update': _closed({'id': key, 'version': key, **values}, ['id']),
         f'{prefix}.Delete': _closed({'id': key, 'version': key}, ['id']),
         f'{prefix}.List': _closed({
-            'where': {'$ref': _REF + where},
+            'where': where_ref,
             'sort_by': _sort_schema(table),
             'page': {'type': 'integer', 'minimum': 1, 'maximum': INT64_MAX // (2 * table.max_page_size)},
             'page_size': page_size}, []),
@@ -495,12 +500,12 @@ def _table_schemas(table, prefix):
     # With no field to name, the action answers every call 400: no value is valid.
     group_field = {'enum': list(table.group_fields)} if table.group_fields else False
     stats_field = {'enum': list(table.stats_fields)} if table.stats_fields else False
-    schemas[f'{prefix}.Group'] = _closed({'field': group_field, 'where': {'$ref': _REF + where},
+    schemas[f'{prefix}.Group'] = _closed({'field': group_field, 'where': where_ref,
                                           'page_size': page_size}, ['field'])
     schemas[f'{prefix}.Stats'] = _closed({
         'fields': {'type': 'array', 'items': stats_field, 'minItems': 1, 'uniqueItems': True},
-        'where': {'$ref': _REF + where}}, ['fields'])
-    schemas[f'{prefix}.Sample'] = _closed({'where': {'$ref': _REF + where}, 'page_size': page_size}, [])
+        'where': where_ref}, ['fields'])
+    schemas[f'{prefix}.Sample'] = _closed({'where': where_ref, 'page_size': page_size}, [])
     for field_name in table.query_fields:
         column = _query_column(table, field_name)
         schemas[f'{where}.{field_name}'] = _operators_schema(column, f'{where}.{field_name}', limits, OPERATORS)
@@ -524,9 +529,11 @@ def _query_column(table, name):
 def _sort_schema(table):
     names = [prefix + name for name in table.sort_fields for prefix in ('', '-')]
     key = {'enum': names}
+    once = [{'not': {'allOf': [{'contains': {'const': name}}, {'contains': {'const': '-' + name}}]}}
+            for name in table.sort_fields]  # never a field and its -field together
     return {'anyOf': [key, {'type': 'array', 'items': key, 'minItems': 1, 'maxItems': table.limits.max_sort_keys,
-                            'uniqueItems': True}],
-            'description': 'a field, -field for descending, or a list of them; each field once'}
+                            'uniqueItems': True, 'allOf': once}, {'type': 'null'}],
+            'description': 'a field, -field for descending, or a list of them, each field once; null: the default'}
 
 
 def _where_schema(table, prefix, operators):
@@ -596,7 +603,7 @@ def _base_schemas():
         # (schemathesis) breaks one branch of an anyOf and expects a 400.
         'Value': {'description': 'Any JSON value the server reads: integers within 64 bits, at most 64 levels deep.',
                   'type': ['null', 'boolean', 'string', 'number', 'array', 'object'],
-                  'not': {'type': 'integer', 'not': {'minimum': INT64[0], 'maximum': 2 ** 64 - 1}},
+                  **_NOT_HUGE,
                   'items': {'$ref': _REF + 'Value'}, 'additionalProperties': {'$ref': _REF + 'Value'}},
         'Error': {'type': 'object', 'required': ['error'], 'description': 'Every error answer.',
                   'properties': {'error': {'anyOf': [
