@@ -8,12 +8,13 @@ A value that does not parse is a 400 before any SQL runs, never a driver
 error.
 """
 import datetime
+import hashlib
 import math
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-__all__ = ['Column', 'Kind', 'KINDS', 'UtcDateTime', 'INT64_MIN', 'INT64_MAX', 'DEFAULT_MAX_LENGTH']
+__all__ = ['Column', 'constraint_name', 'Kind', 'KINDS', 'UtcDateTime', 'INT64_MIN', 'INT64_MAX', 'DEFAULT_MAX_LENGTH']
 
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
 UTC = datetime.timezone.utc
@@ -145,17 +146,23 @@ class Column:
       is never null.
     - ``max_length`` (str; ``DEFAULT_MAX_LENGTH`` unless given, ``None``
       for none), ``choices`` (any kind): further checks.
+    - ``unique=True``: no two rows hold the same value (a unique index; a
+      create or update that would is a 409 on the field, state ``taken``);
+      ``index=True``: an index, for wheres and sorts on it.
     - ``writable=False``: clients cannot set it; hooks and server code can.
     - ``hidden=True``: never leaves the server (not answered, not queried),
       and clients cannot set it either unless ``writable=True`` says so.
 
     Any other column may be null, and is null when a create leaves it out.
+    The database holds these rules too: NOT NULL for a required column or one
+    with a default, a CHECK for ``choices`` (of str, int, float or bool).
     """
 
-    __slots__ = ('kind', 'required', 'default', 'max_length', 'choices', 'writable', 'hidden', 'name')
+    __slots__ = ('kind', 'required', 'default', 'max_length', 'choices', 'writable', 'hidden', 'name',
+                 'unique', 'index')
 
     def __init__(self, kind, *, required=False, default=None, max_length=_DEFAULT, choices=None,
-                 writable=None, hidden=False):
+                 writable=None, hidden=False, unique=False, index=False):
         self.kind = KINDS.get(kind) if isinstance(kind, str) else _BY_TYPE.get(kind)
         if self.kind is None:
             raise TypeError(f'Column kind {kind!r} should be one of str, int, float, bool, '
@@ -184,6 +191,7 @@ class Column:
                 raise TypeError(f'the default {default!r} is not one of the choices')
         self.required, self.default, self.max_length, self.choices = required, default, max_length, choices
         self.writable, self.hidden, self.name = writable, hidden, None
+        self.unique, self.index = bool(unique), bool(index)
 
     @property
     def nullable(self):
@@ -214,12 +222,28 @@ class Column:
         return value
 
     def sql_column(self):
-        # No NOT NULL in the database: a column added later to a table with
-        # rows could not have it, so checks live in one place, here.
-        return sa.Column(self.name, self.kind.sql_type())
+        return sa.Column(self.name, self.kind.sql_type(), nullable=self.nullable)
+
+    def sql_check(self, sql_table):
+        """The CHECK of ``choices`` on ``sql_table``'s column, or None (none
+        declared, or a date kind, whose literals the two databases spell
+        differently)."""
+        if self.choices is None or self.kind.name in ('datetime', 'date'):
+            return None
+        return sa.CheckConstraint(sql_table.c[self.name].in_(self.choices),
+                                  name=constraint_name('ck', sql_table.name, (self.name,)))
 
     def __repr__(self):
         return f'Column({self.kind.name}, name={self.name!r})'
+
+
+def constraint_name(prefix, table_name, names):
+    """``uq_items_email``: a constraint's or an index's name, at most 63
+    characters (PostgreSQL cuts longer ones), unique per table and columns."""
+    name = f'{prefix}_{table_name}_{"_".join(names)}'
+    if len(name) > 63:
+        name = f'{name[:54]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}'
+    return name
 
 
 def _among(value, choices):

@@ -247,6 +247,10 @@ class Database:
             return _milliseconds(timeout)
         return None
 
+    def in_transaction(self):
+        """Whether this greenlet is inside a ``transaction()`` block of this database."""
+        return self._current.get() is not None
+
     @contextlib.contextmanager
     def transaction(self, *, timeout=_DEFAULT):
         """``with database().transaction() as connection:`` a write

@@ -20,7 +20,8 @@ from apiphant.errors import Conflict, Invalid, Missing, NotFound, ServiceUnavail
 from apiphant.request import Request
 from apiphant.crud import aggregates, fields, query, schema, storage
 from apiphant.crud.budget import Budget
-from apiphant.crud.columns import Column
+from apiphant.crud.integrity import violations
+from apiphant.crud.columns import Column, constraint_name
 
 __all__ = ['Table', 'ACTIONS', 'OPTIONAL_ACTIONS']
 
@@ -33,7 +34,7 @@ HOOKS = ('before_create', 'after_create', 'before_update', 'after_update', 'befo
 _NAME = re.compile(r'[a-z][a-z0-9_]{0,62}\Z')
 _OPTIONS = {'actions': ACTIONS, 'query_fields': None, 'sort_fields': None, 'group_fields': None,
             'stats_fields': None, 'page_size': 20, 'max_page_size': 100, 'sort_by': 'id',
-            'limits': query.Limits(), 'max_answer_text': 8 * 2 ** 20}
+            'limits': query.Limits(), 'max_answer_text': 8 * 2 ** 20, 'unique': (), 'indexes': ()}
 
 _DOCS = {
     'create': 'Create a row of {table}: {{fields}} -> the stored row, with its id and version.',
@@ -68,6 +69,9 @@ class Table:
     - ``max_answer_text`` (8 Mi): characters of text one answer of list,
       group or sample may hold; past it, a 400 on ``page_size`` says how
       many rows fit (see ``budget``).
+    - ``unique``: sets of columns no two rows share, ``[('owner',
+      'name')]`` (one column: ``Column(unique=True)``); ``indexes``: sets
+      of columns to index together, ``[('project', 'due')]``.
 
     Inside ``transaction()``, the rows ``read``, ``list`` and ``sample``
     answer are locked until it ends (``SELECT ... FOR UPDATE`` in
@@ -115,12 +119,26 @@ class Table:
         self.name, self.actions, self.limits = name, tuple(actions), limits
         self.page_size, self.max_page_size = page_size, max_page_size
         self.max_answer_text = max_answer_text
+        self.uniques = self._column_sets('unique', options['unique'], 'unique')
+        index_sets = self._column_sets('indexes', options['indexes'], 'index')
         self.sql = sa.Table(
             name, sa.MetaData(),
             sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), primary_key=True),
             sa.Column('version', sa.BigInteger(), nullable=False),
             *(column.sql_column() for column in self.columns.values()),
             sqlite_autoincrement=True)  # ids of deleted rows are never given again
+        for column in self.columns.values():
+            check = column.sql_check(self.sql)
+            if check is not None:
+                self.sql.append_constraint(check)
+        for names, unique in [(names, True) for names in self.uniques] + [(names, False) for names in index_sets]:
+            sa.Index(constraint_name('uq' if unique else 'ix', name, names), *(self.sql.c[n] for n in names),
+                     unique=unique)
+        # What a database's report of a violation names, back to the fields.
+        self._constraints = {constraint_name('uq', name, names): names for names in self.uniques}
+        self._constraints.update({tuple(f'{name}.{n}' for n in names): names for names in self.uniques})
+        self._constraints.update({constraint_name('ck', name, (n,)): (n,) for n, column in self.columns.items()
+                                  if column.choices is not None})
         visible = [n for n, column in self.columns.items() if not column.hidden]
         numbers = [n for n in visible if self.columns[n].kind.name in ('int', 'float')]
         self.query_fields = self._allowed('query_fields', options['query_fields'], ['id', *visible])
@@ -164,6 +182,20 @@ class Table:
 
     def __repr__(self):
         return f'Table({self.name!r})'
+
+    def _column_sets(self, option, sets, flag):
+        """The sets of column names of the option ``unique`` or ``indexes``,
+        after the single columns that say ``unique=True`` or ``index=True``."""
+        if isinstance(sets, str) or not all(isinstance(names, (tuple, list)) and names for names in sets):
+            raise ValueError(f'{self.name}: {option} should be a list of tuples of column names, not {sets!r}')
+        found = [(n,) for n, column in self.columns.items() if getattr(column, flag)]
+        for names in sets:
+            unknown = [n for n in names if n not in self.columns]
+            if unknown:
+                raise ValueError(f'{self.name}: {option} names {", ".join(map(repr, unknown))}, not a column')
+            if tuple(names) not in found:
+                found.append(tuple(names))
+        return tuple(found)
 
     def _allowed(self, option, names, default, kinds=None):
         names = default if names is None else list(names)
@@ -278,7 +310,7 @@ class Table:
                 if column.required:
                     raise Missing(name)
                 values[name] = column.initial()
-        with self.prepare().transaction() as connection:
+        with violations(self), self.prepare().transaction() as connection:
             self._run_hooks('before_create', values)
             stored = connection.execute(self._sql_insert, {**self._checked(values), 'version': 1}).one()
             row = self._row(stored)
@@ -299,7 +331,7 @@ class Table:
         key = fields.row_id(request)
         version = fields.row_version(request)
         changes = Request(self._changes(request, ('id', 'version')))
-        with self.prepare().transaction() as connection:
+        with violations(self), self.prepare().transaction() as connection:
             current = None
             if self._hooks['before_update'] or not changes:
                 current = self._current(connection, key, version)
