@@ -36,6 +36,8 @@ _OPTIONS = {'actions': ACTIONS, 'query_fields': None, 'sort_fields': None, 'grou
             'stats_fields': None, 'page_size': 20, 'max_page_size': 100, 'sort_by': 'id',
             'limits': query.Limits(), 'max_answer_text': 8 * 2 ** 20, 'unique': (), 'indexes': ()}
 
+_SCOPE_LIMITS = query.Limits()  # a scope is the product's code: the default bounds, not the table's
+
 _DOCS = {
     'create': 'Create a row of {table}: {{fields}} -> the stored row, with its id and version.',
     'read': 'Read a row of {table}: {{"id"}} -> the row; 404 when there is none.',
@@ -157,6 +159,7 @@ class Table:
                               for n in self.group_fields if n in texts}
         self._query_columns = {n: (c[n], fields.ROW_KEY if n == 'id' else self.columns[n])
                                for n in self.query_fields}
+        self._scope_columns = {'id': (c.id, fields.ROW_KEY), **{n: (c[n], column) for n, column in self.columns.items()}}
         self._sort_columns = {n: c[n] for n in self.sort_fields}
         try:
             self._default_sort = query.order_by(options['sort_by'], self._sort_columns, c.id, limits)
@@ -175,6 +178,7 @@ class Table:
         self._sql_update = (update.where(c.id == key), update.where(c.id == key, c.version == version))
         self._sql_delete = (delete.where(c.id == key), delete.where(c.id == key, c.version == version))
         self._hooks = {hook: [] for hook in HOOKS}
+        self._scopes = []
         self._prepared = False
         self._prepare_failures = 0
         self._prepare_lock = gevent.lock.Semaphore()
@@ -239,6 +243,34 @@ class Table:
     def after_delete(self, function):
         """``function(row)``: the row just deleted, in the same transaction."""
         return self._hook('after_delete', function)
+
+    def scope(self, function):
+        """``@tasks.scope`` ``def mine(request): return {'owner': ...}``:
+        ``function(request)`` returns a where (the where language, on any
+        column, hidden ones too) or None for all rows. Every read, list,
+        group, stats and sample sees only the rows it matches, and an update
+        or delete of another row is a 404, whether a client or the product's
+        own code calls the table's method; several scopes all hold. The
+        request is the one the method got (``apiphant.context`` tells who
+        sent it)."""
+        self._scopes.append(function)
+        return function
+
+    def scoped(self, request):
+        """The condition of the scopes for ``request``, or None."""
+        clauses = []
+        for function in self._scopes:
+            where = function(request)
+            if where is None:
+                continue
+            try:
+                clauses.append(query.compile_where(where, self._scope_columns, _SCOPE_LIMITS))
+            except Invalid as error:  # the product's bug, not the client's
+                raise ValueError(f'the scope {function.__qualname__} of {self.name} returned {where!r}, '
+                                 f'which is not a where: {error.explain}') from None
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else sa.and_(*clauses)
 
     def _run_hooks(self, name, *args):
         for hook in self._hooks[name]:
@@ -320,8 +352,11 @@ class Table:
     def read(self, request):
         fields.only(request, ('id',))
         key = fields.row_id(request)
+        scoped = self.scoped(request)
         with self.prepare().connect() as connection:
             statement = self._sql_read_locked if storage.locks_rows(connection) else self._sql_read
+            if scoped is not None:
+                statement = statement.where(scoped)
             stored = connection.execute(statement, {'_key': key}).first()
         if stored is None:
             raise NotFound()
@@ -331,14 +366,15 @@ class Table:
         key = fields.row_id(request)
         version = fields.row_version(request)
         changes = Request(self._changes(request, ('id', 'version')))
+        scoped = self.scoped(request)
         with violations(self), self.prepare().transaction() as connection:
             current = None
             if self._hooks['before_update'] or not changes:
-                current = self._current(connection, key, version)
+                current = self._current(connection, key, version, scoped)
                 self._run_hooks('before_update', changes, current)
             if changes:
                 row = self._change(connection, self._sql_update, key, version,
-                                   {'_key': key, **self._checked(changes)})
+                                   {'_key': key, **self._checked(changes)}, scoped)
             else:
                 row = current
             self._run_hooks('after_update', row)
@@ -348,22 +384,25 @@ class Table:
         fields.only(request, ('id', 'version'))
         key = fields.row_id(request)
         version = fields.row_version(request)
+        scoped = self.scoped(request)
         with self.prepare().transaction() as connection:
             if self._hooks['before_delete']:
-                self._run_hooks('before_delete', self._current(connection, key, version))
-            row = self._change(connection, self._sql_delete, key, version, {'_key': key})
+                self._run_hooks('before_delete', self._current(connection, key, version, scoped))
+            row = self._change(connection, self._sql_delete, key, version, {'_key': key}, scoped)
             self._run_hooks('after_delete', row)
         return {}
 
-    def _change(self, connection, statements, key, version, parameters):
+    def _change(self, connection, statements, key, version, parameters, scoped):
         """The row an UPDATE or DELETE ... RETURNING changed; when none, 404 or 409."""
         if version is not None:
             parameters['_version'] = version
         any_version, this_version = statements
         statement = any_version if version is None else this_version
+        if scoped is not None:
+            statement = statement.where(scoped)
         stored = connection.execute(statement, parameters).first()
         if stored is None:
-            self._current(connection, key, version)  # says which: missing, or stale
+            self._current(connection, key, version, scoped)  # says which: missing, or stale
             raise Conflict()  # changed between the two statements: versions only grow
         return self._row(stored)
 
@@ -399,9 +438,13 @@ class Table:
 
     def where(self, request):
         """The condition of ``request['where']`` on this table's
-        ``query_fields``, or None when there is none; Invalid when it does not
-        compile."""
-        return query.compile_where(request.get('where'), self._query_columns, self.limits)
+        ``query_fields`` and of the table's scopes, or None when there is
+        none; Invalid when the request's does not compile."""
+        condition = query.compile_where(request.get('where'), self._query_columns, self.limits)
+        scoped = self.scoped(request)
+        if scoped is None or condition is None:
+            return scoped if condition is None else condition
+        return sa.and_(condition, scoped)
 
     # Opt-in actions, in their own module
 
@@ -444,8 +487,10 @@ class Table:
             checked[name] = column.check(value)
         return checked
 
-    def _current(self, connection, key, version):
+    def _current(self, connection, key, version, scoped):
         statement = self._sql_locked if storage.locks_rows(connection) else self._sql_current
+        if scoped is not None:
+            statement = statement.where(scoped)
         stored = connection.execute(statement, {'_key': key}).first()
         if stored is None:
             raise NotFound()
