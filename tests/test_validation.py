@@ -7,7 +7,7 @@ import pytest
 
 from apiphant.errors import BadRequest, Conflict, Invalid, Missing
 from apiphant.request import Request
-from apiphant.validation import Field, declared_fields, field
+from apiphant.validation import Field, Fields, declared_fields, field, strict
 
 Check = Callable[[object], bool | None]
 
@@ -295,7 +295,11 @@ def test_validator_none_or_truthy_is_valid(check: Check) -> None:
 
 def test_validator_false_is_invalid() -> None:
     error = invalid(7, validator=lambda value: False)
-    assert error.to_dict() == {'error': {'field': 'f', 'state': 'invalid'}}
+    assert error.to_dict() == {'error': {'field': 'f', 'state': 'invalid', 'explain': 'is refused by its validator'}}
+
+
+def test_validator_false_names_a_named_validator() -> None:
+    assert invalid(7, validator=is_even).error.explain == 'is refused by is_even'
 
 
 def test_validator_false_with_explain() -> None:
@@ -320,7 +324,8 @@ def test_validator_value_error_explain_given_wins() -> None:
 def test_validator_value_error_without_message() -> None:
     def check(value: object) -> bool:
         raise ValueError()
-    assert invalid(7, validator=check).to_dict() == {'error': {'field': 'f', 'state': 'invalid'}}
+    assert invalid(7, validator=check).to_dict() == {
+        'error': {'field': 'f', 'state': 'invalid', 'explain': 'is refused by check'}}
 
 
 def test_validator_like_int_on_bad_input() -> None:
@@ -588,3 +593,182 @@ def test_declared_fields_from_exec_source_module() -> None:
     namespace: dict[str, object] = {}
     exec(compile(source, '<generated>', 'exec'), namespace)
     assert declared_fields(namespace['create']) == []
+
+
+# --- explain: the words of generated CRUD ------------------------------------------------------
+
+@pytest.mark.parametrize(('value', 'options', 'words'), [
+    ('1', {'valid_type': int}, 'should be an integer'),
+    (True, {'valid_type': int}, 'should be an integer'),
+    ('x', {'valid_type': float}, 'should be a number'),
+    ('x', {'valid_type': (int, float)}, 'should be a number'),
+    (1, {'valid_type': str}, 'should be a string'),
+    (1, {'valid_type': bool}, 'should be true or false'),
+    (1, {'valid_type': (str, bool)}, 'should be a string or a boolean'),
+    (1, {'valid_type': dict}, 'should be an object'),
+    (1, {'valid_type': list}, 'should be a list'),
+    (1, {'valid_type': (str, type(None))}, 'should be a string or null'),
+    (1, {'valid_type': re.Pattern}, 'should be a Pattern'),
+    ('no', {'valid_value': 'yes'}, "should be 'yes'"),
+    (1, {'valid_value': True}, 'should be true'),
+    ('x' * 201, {'max_length': 200}, 'should be at most 200 characters long'),
+    ('ab', {'max_length': 1}, 'should be at most 1 character long'),
+    ('', {'min_length': 1}, 'should not be empty'),
+    ('a', {'min_length': 2}, 'should be at least 2 characters long'),
+    ('ab', {'valid_length': 3}, 'should be exactly 3 characters long'),
+    ([1, 2], {'max_length': 1}, 'should have at most 1 item'),
+    ([], {'min_length': 2}, 'should have at least 2 items'),
+    ({'a': 1}, {'valid_length': 2}, 'should have exactly 2 items'),
+    (5, {'max_length': 2}, 'should be a string, a list or an object'),
+    (0, {'min_value': 1, 'max_value': 100}, 'should be from 1 to 100'),
+    (0, {'min_value': 1}, 'should be at least 1'),
+    (2.5, {'max_value': 2}, 'should be at most 2'),
+    (True, {'min_value': 0}, 'should be a number'),
+    ('5', {'max_value': 10}, 'should be a number'),
+    (5, {'min_value': 'a'}, 'should be a string'),
+    ('c', {'valid_values': ('a', 'b')}, "should be one of 'a', 'b'"),
+    (3, {'valid_values': (1, None, False)}, 'should be one of 1, null, false'),
+    ('a', {'valid_values': ()}, 'has no valid value'),
+    ('abc1', {'pattern': '[a-z]+'}, 'should match the pattern [a-z]+'),
+    (5, {'pattern': re.compile('[a-z]+')}, 'should be a string matching the pattern [a-z]+'),
+    (3, {'validator': is_even}, 'is refused by is_even'),
+])
+def test_every_invalid_explains_itself(value: object, options: dict[str, object], words: str) -> None:
+    assert invalid(value, **options).explain == words
+    assert invalid(value, explain='own words', **options).explain == 'own words'
+
+
+def test_the_words_are_those_of_generated_crud() -> None:
+    from apiphant.crud.columns import Column
+    for column, options, value in ((Column(int), {'valid_type': int}, 'x'),
+                                   (Column(str, max_length=200), {'valid_type': str, 'max_length': 200}, 'x' * 201),
+                                   (Column(str, choices=('a', 'b')), {'valid_values': ('a', 'b')}, 'c'),
+                                   (Column(float), {'valid_type': float}, 'x'),
+                                   (Column(str), {'valid_type': str}, 5)):
+        with pytest.raises(ValueError) as crud:
+            column.check(value)
+        assert invalid(value, **options).explain == str(crud.value)
+
+
+def test_a_non_object_parent_explains_itself() -> None:
+    with pytest.raises(Invalid) as caught:
+        field('text', 'name')
+    assert caught.value.explain == 'should be a field of an object'
+
+
+def test_missing_says_only_its_state_as_crud_does() -> None:
+    with pytest.raises(Missing) as caught:
+        field(Request(), 'id', is_required=True, valid_type=int, max_length=3)
+    assert caught.value.to_dict() == {'error': {'field': 'id', 'state': 'missing'}}
+
+
+# --- None where None is allowed ----------------------------------------------------------------
+
+@pytest.mark.parametrize('options', [
+    {'valid_type': (str, type(None)), 'max_length': 3, 'min_length': 1, 'valid_length': 2},
+    {'valid_type': (int, type(None)), 'min_value': 1, 'max_value': 3},
+    {'valid_type': (str, type(None)), 'pattern': r'\d+'},
+    {'valid_values': ('ab', None), 'min_length': 2, 'pattern': 'ab'},
+])
+def test_allowed_none_skips_lengths_ranges_and_patterns(options: dict[str, object]) -> None:
+    assert field(Request(f=None), 'f', is_required=True, **options) is None
+
+
+def test_allowed_none_still_meets_the_choices_and_the_validator() -> None:
+    assert invalid(None, valid_type=(str, type(None)), valid_values=('a',)).explain == "should be one of 'a'"
+    assert invalid(None, valid_type=(str, type(None)), max_length=3,
+                   validator=lambda value: value is not None).explain == 'is refused by its validator'
+
+
+@pytest.mark.parametrize('options', [{'max_length': 3}, {'min_value': 0}, {'pattern': '.*'},
+                                     {'valid_type': str, 'max_length': 3}])
+def test_none_not_declared_is_still_judged(options: dict[str, object]) -> None:
+    invalid(None, **options)
+
+
+def test_allowed_none_does_not_loosen_other_values() -> None:
+    invalid('abcd', valid_type=(str, type(None)), max_length=3)
+    invalid(7, valid_type=(int, type(None)), max_value=3)
+
+
+# --- strict --------------------------------------------------------------------------------------
+
+@strict
+def strict_action(request: Request) -> dict[str, object]:
+    """A strict action."""
+    title = field(request, 'title', is_required=True, valid_type=str)
+    field(request, 'item', valid_type=dict, default_value={})
+    if 'item' in request:
+        field(request.item, 'name', valid_type=str)
+        field(request['item'].owner, 'email', valid_type=str)
+    for row in request.get('rows', ()):
+        field(row, 'id', valid_type=int)
+    return {'title': title}
+
+
+@strict
+def strict_without_fields(request: Request) -> dict[str, object]:
+    return {}
+
+
+def strict_error(function: Callable[[Request], object], body: dict[str, object]) -> tuple[str, str]:
+    with pytest.raises(Invalid) as caught:
+        function(Request(body))
+    return caught.value.field, caught.value.explain
+
+
+def test_strict_takes_the_declared_fields() -> None:
+    assert strict_action(Request(title='t')) == {'title': 't'}
+    assert strict_action(Request(title='t', item={'name': 'n', 'owner': {'email': 'e'}})) == {'title': 't'}
+
+
+def test_strict_refuses_other_keys_in_crud_words() -> None:
+    assert strict_error(strict_action, {'title': 't', 'colour': 1}) == (
+        'colour', 'not a field of this request; fields: item, title')
+    assert strict_error(strict_action, {'title': 't', 'item': {'name': 'n', 'size': 1}}) == (
+        'size', 'not a field of item; fields: name, owner')
+    assert strict_error(strict_action, {'title': 't', 'item': {'owner': {'email': 'e', 'phone': 1}}}) == (
+        'phone', 'not a field of item.owner; fields: email')
+    assert strict_error(strict_without_fields, {'a': 1}) == ('a', 'not a field of this request; it takes none')
+
+
+def test_strict_does_not_follow_other_objects() -> None:
+    # field(row, 'id') reads from a local name: not a key of the request, and not checked.
+    assert strict_error(strict_action, {'title': 't', 'rows': [{'id': 1}]})[0] == 'rows'
+    assert strict_error(strict_action, {'title': 't', 'id': 1})[0] == 'id'
+
+
+def test_strict_checks_before_the_fields_and_leaves_non_objects_to_them() -> None:
+    assert strict_error(strict_action, {'colour': 1})[0] == 'colour'
+    assert strict_error(strict_action, {'title': 't', 'item': 'text'}) == ('item', 'should be an object')
+
+
+def test_strict_is_introspectable_and_keeps_the_action() -> None:
+    records = declared_fields(strict_action)
+    assert records.strict is True and declared_fields(action_simple).strict is False
+    assert [(record.name, record.parent) for record in records] == [
+        ('title', None), ('item', None), ('name', 'item'), ('email', 'item.owner'), ('id', None)]
+    assert strict_action.__name__ == 'strict_action' and strict_action.__doc__ == 'A strict action.'
+    assert strict_action.__module__ == __name__ and isinstance(records, Fields) and isinstance(records, list)
+
+
+def test_strict_keeps_route_marks_either_way() -> None:
+    from apiphant.routing import _MARK, action
+
+    @action(name='first')
+    @strict
+    def outer(request: Request) -> None:
+        field(request, 'a')
+
+    @strict
+    @action(name='second')
+    def inner(request: Request) -> None:
+        field(request, 'a')
+
+    assert getattr(outer, _MARK)['name'] == 'first' and getattr(inner, _MARK)['name'] == 'second'
+    assert declared_fields(outer).strict and declared_fields(inner).strict
+
+
+def test_strict_goes_on_a_function() -> None:
+    with pytest.raises(TypeError, match='@strict goes on a function'):
+        strict(len)
