@@ -419,3 +419,28 @@ def test_every_operator_and_limit_is_documented():
         assert f'``{name}``' in section, name
     for name, value in vars(Limits()).items():
         assert f'``{name}``' in section and str(value) in section, name
+
+
+def test_the_database_is_made_from_the_settings_handed_over(tmp_path, monkeypatch):
+    from apiphant.crud import configure, storage
+    monkeypatch.setenv('APIPHANT_DATABASE_URL', f'sqlite:///{tmp_path}/exported.sqlite3')  # not a channel
+    try:
+        configure()
+        assert storage.database('conftest').url.database == str(ROOT / 'conftest.sqlite3')
+        configure(database_url=f'sqlite:///{tmp_path}/handed.sqlite3', database_wait=0.5)
+        handed = storage.database('conftest')
+        assert (handed.url.database, handed.wait, handed.timeout) == (f'{tmp_path}/handed.sqlite3', 0.5, 5.0)
+        with pytest.raises(TypeError, match='configure\\(\\) takes no database_colour'):
+            configure(database_colour='blue')
+    finally:
+        configure()
+
+
+def test_unique_and_indexes_name_columns():
+    with pytest.raises(ValueError, match="things: unique names 'nope', not a column"):
+        Table('things', title=Column(str), unique=[('title', 'nope')])
+    with pytest.raises(ValueError, match='indexes should be a list of tuples of column names'):
+        Table('things', title=Column(str), indexes='title')
+    long = Table('t' * 60, a=Column(str, unique=True), b=Column(int, index=True), unique=[('a', 'b')])
+    names = sorted(index.name for index in long.sql.indexes)
+    assert len(names) == 3 and all(len(name) <= 63 for name in names) and len(set(names)) == 3
