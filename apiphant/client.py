@@ -12,15 +12,16 @@ Rules:
    empty) to ``/api/v0/a/b/read`` and returns the answer object as a
    ``Request`` (a dict with attribute access). ``api.v0['import']`` names a
    segment that is a Python keyword; ``api.call('v0/a/b/read', body, ...)``
-   takes per-call options.
+   (or ``'/api/v0/a/b/read'``) takes per-call options.
 2. Any status but 2xx raises the ``apiphant.errors`` class of its status
    (``Missing`` or ``Invalid`` by the state of a field error, ``BadRequest``
    for another 400, ``ApiError`` itself for a status without a class, 500
    included), carrying ``status``, ``error`` (the answer's ``"error"``),
-   ``body`` (the whole answer), ``request_id``, ``retry_after``, ``path``,
-   ``response``, and for a 400 ``field``, ``state`` and ``explain``. No
-   answer raises ``NetworkError`` (a ``ConnectionError``); none within the
-   timeout ``Timeout`` (a ``NetworkError`` and a ``TimeoutError``).
+   ``body`` (the whole answer), ``request_id``, ``retry_after``, ``path``
+   (``/api/v0/tasks/create``), ``response``, and for a 400 ``field``,
+   ``state`` and ``explain``. No answer raises ``NetworkError`` (a
+   ``ConnectionError``); none within the timeout ``Timeout`` (a
+   ``NetworkError`` and a ``TimeoutError``).
 3. Only an action safe to repeat is tried again: read, list, group, stats,
    sample, the names or paths (``'v0/tasks/search'``) given in ``safe``, or
    a call made with ``retry=True`` (``retry=False``: never). It is tried
@@ -176,8 +177,8 @@ class Client:
         self.session.close()
 
     def is_safe(self, path):
-        """Whether the action at ``path`` (``v0/tasks/read``) may be repeated."""
-        path = path.strip('/')
+        """Whether the action at ``path`` (``v0/tasks/read``, ``/api/v0/tasks/read``) may be repeated."""
+        path = path.strip('/').removeprefix('api/')
         return path.rsplit('/', 1)[-1] in self.safe or path in self.safe
 
     def authorization(self):
@@ -193,7 +194,7 @@ class Client:
         if body is not None and not isinstance(body, dict):
             raise TypeError(f'the body of a call is a dict, not {type(body).__name__}')
         payload = orjson.dumps({**(body or {}), **(fields or {})})
-        path = '/' + path.strip('/')
+        path = '/api/' + path.strip('/').removeprefix('api/')  # v0/a/read or /api/v0/a/read, as in client.js
         safe = self.is_safe(path) if retry is None else retry
         attempt = 0
         while True:
@@ -224,7 +225,7 @@ class Client:
             sent['Authorization'] = authorization
         if request_id:
             sent['X-Request-Id'] = request_id
-        url = f'{self.base_url}/api{path}'
+        url = self.base_url + path
         try:
             response = self.session.post(url, data=payload, headers=sent,
                                          timeout=None if timeout is None else (timeout, timeout))

@@ -51,7 +51,7 @@ def test_an_empty_answer_is_an_empty_request(api):
 
 def test_nested_targets_keywords_and_call(api):
     assert api.v0.a.b.c.read() == api.call('v0/a/b/c/read')
-    assert api.v0['a'].read() == api.call('/v0/a/read/')
+    assert api.v0['a'].read() == api.call('/v0/a/read/') == api.call('/api/v0/a/read')
     with pytest.raises(ValueError, match='identifier'):
         api.v0['a/b']
     with pytest.raises(AttributeError, match='starts with a version'):
@@ -116,8 +116,8 @@ def test_each_error_is_raised_as_its_class(api, name, args, status, error):
     raised = caught.value
     assert type(raised) is getattr(errors, name)
     assert (raised.status, raised.error, raised.body) == (status, error, {'error': error})
-    assert raised.path == '/v0/errors/create' and raised.request_id and raised.response.status_code == status
-    assert str(raised) == '/v0/errors/create: ' + (error if isinstance(error, str) else raised.response.text[9:-1])
+    assert raised.path == '/api/v0/errors/create' and raised.request_id and raised.response.status_code == status
+    assert str(raised) == '/api/v0/errors/create: ' + (error if isinstance(error, str) else raised.response.text[9:-1])
     if status == 400:
         assert (raised.field, raised.state, raised.explain) == (error['field'], error['state'], error.get('explain'))
     assert raised.retry_after == {'TooManyRequests': 7, 'ServiceUnavailable': 3}.get(name)
@@ -291,7 +291,7 @@ def test_a_broken_connection_is_raised_for_an_unsafe_action(proto, api):
         with pytest.raises(NetworkError) as caught:
             through.v0.flaky.create(key=name)
         assert relay.accepted == 1
-        assert caught.value.path == '/v0/flaky/create' and not isinstance(caught.value, Timeout)
+        assert caught.value.path == '/api/v0/flaky/create' and not isinstance(caught.value, Timeout)
     assert calls(api, name).calls == 0
 
 
@@ -331,7 +331,7 @@ def test_safe_actions():
     api = Client('http://127.0.0.1:9', safe=['search', '/v0/tasks/archive/'])
     assert SAFE_ACTIONS == {'read', 'list', 'group', 'stats', 'sample'}
     assert [api.is_safe(path) for path in ('/v0/tasks/read', 'v0/a/b/list', '/v0/tasks/create', '/v0/x/search',
-                                           '/v0/tasks/archive', '/v0/other/archive')] == [
+                                           '/api/v0/tasks/archive', '/v0/other/archive')] == [
         True, True, False, True, True, False]
 
 
