@@ -54,11 +54,18 @@ def _str(value):
 
 
 def _int(value):
+    # 100.0 is an integer to JSON Schema and to JavaScript, which cannot tell
+    # it from 100: whole floats are taken while a float holds them exactly.
+    if type(value) is float and value.is_integer() and abs(value) <= _EXACT_FLOAT:
+        value = int(value)
     if type(value) is bool or not isinstance(value, int):
         raise ValueError('should be an integer')
     if not INT64_MIN <= value <= INT64_MAX:
         raise ValueError('should be an integer of 64 bits')
     return int(value)
+
+
+_EXACT_FLOAT = 2 ** 53  # the largest whole float with every integer below it
 
 
 def _float(value):
