@@ -266,7 +266,7 @@ def test_kinds_parse(kind, value, stored):
 
 
 @pytest.mark.parametrize('kind, value', [
-    ('str', 1), ('str', None), ('str', 'a\x00'), ('int', True), ('int', 1.0), ('int', '1'),
+    ('str', 1), ('str', None), ('str', 'a\x00'), ('int', True), ('int', 1.5), ('int', 2.0 ** 60), ('int', '1'),
     ('int', 2 ** 63), ('int', -2 ** 63 - 1), ('float', True), ('float', 'NaN'), ('float', float('nan')),
     ('float', float('inf')), ('float', 10 ** 400), ('bool', 1), ('bool', 'true'), ('date', '2026-02-30'),
     ('date', 20261122), ('date', '2026-11-22T03:04:05'), ('datetime', 'now'), ('datetime', 1),
