@@ -16,7 +16,9 @@ Rules:
 2. Where ``valid_type`` admits ``None`` (``(str, type(None))``) or the
    choices hold it, a null skips the lengths, the range and the pattern; the
    choices and the validator still judge it.
-3. ``@strict`` on an action refuses any key its ``field()`` calls do not
+3. Where ``valid_type`` wants an int and not a float, a whole float
+   (``100.0``, up to 2**53) is taken as that int, as CRUD takes it.
+4. ``@strict`` on an action refuses any key its ``field()`` calls do not
    name, at the top of the request and in the objects read as
    ``field(request.item, ...)``, in the words of CRUD: "not a field of this
    request; fields: ...". ``declared_fields(action).strict`` says so.
@@ -68,6 +70,8 @@ class Field:
             if self.is_required:
                 raise Missing(self.name, self.explain)
             return self.default_value
+        if type(value) is float and self.valid_type is not None:
+            value = _whole(value, self.valid_type)
         if self.valid_value is not None and not _same(value, self.valid_value):
             raise self._invalid(f'should be {_show(self.valid_value)}')
         if self.valid_type is not None and not _is_type(value, self.valid_type):
@@ -144,6 +148,18 @@ class Field:
 def _same(value, expected):
     """Equal, and a JSON boolean never stands for a number (``true`` is not ``1``)."""
     return value == expected and (type(value) is bool) == (type(expected) is bool)
+
+
+_EXACT_FLOAT = 2 ** 53  # the largest whole float with every integer below it
+
+
+def _whole(value, valid_type):
+    """100.0 as 100 where an int is wanted and a float is not: JSON Schema and
+    JavaScript cannot tell them apart, and generated CRUD takes it too."""
+    types = valid_type if isinstance(valid_type, tuple) else (valid_type,)
+    if int in types and float not in types and value.is_integer() and abs(value) <= _EXACT_FLOAT:
+        return int(value)
+    return value
 
 
 def _is_type(value, valid_type):

@@ -133,7 +133,7 @@ def test_valid_type_accepts(valid_type: object, value: object) -> None:
 
 
 @pytest.mark.parametrize(('valid_type', 'value'), [
-    (int, True), (int, False), (int, 1.0), (int, '1'), (int, None),
+    (int, True), (int, False), (int, 1.5), (int, 2.0 ** 60), (int, float('inf')), (int, '1'), (int, None),
     (float, True), (float, False), (float, '1.5'), (float, None),
     (str, 1), (str, None), (str, ['a']),
     (bool, 1), (bool, 0), (bool, 'true'), (bool, None),
@@ -144,6 +144,20 @@ def test_valid_type_accepts(valid_type: object, value: object) -> None:
 ])
 def test_valid_type_rejects(valid_type: object, value: object) -> None:
     invalid(value, valid_type=valid_type)
+
+
+@pytest.mark.parametrize(('valid_type', 'value', 'expected'), [
+    (int, 1.0, 1), (int, -0.0, 0), (int, 2.0 ** 53, 2 ** 53), ((int, str), 100.0, 100), ((int, type(None)), 3.0, 3),
+])
+def test_valid_type_int_takes_a_whole_float_as_the_int(valid_type: object, value: float, expected: int) -> None:
+    # As generated CRUD does: JSON Schema and JavaScript cannot tell 100.0 from 100.
+    got = valid(value, valid_type=valid_type, valid_values=(expected,), max_value=expected)
+    assert got == expected and type(got) is int
+
+
+def test_a_whole_float_stays_a_float_where_a_float_is_wanted() -> None:
+    assert type(valid(1.0, valid_type=(int, float))) is float
+    assert type(valid(1.0)) is float
 
 
 def test_valid_type_float_returns_the_int_unchanged() -> None:
