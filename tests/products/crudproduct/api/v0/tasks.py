@@ -1,6 +1,7 @@
 """The README's examples, as written there."""
 from apiphant import action
 from apiphant.crud import Table, Column, database
+from apiphant.validation import field
 
 tasks = Table('tasks',
     title=Column(str, required=True, max_length=200),
@@ -13,8 +14,9 @@ tasks = Table('tasks',
 @action
 def complete(request):
     """Complete several tasks: all of them, or none when one is missing."""
+    ids = field(request, 'ids', is_required=True, valid_type=list, max_length=100)
     with database().transaction():
-        rows = [tasks.update({'id': key, 'is_completed': True}) for key in request.ids]
+        rows = [tasks.update({'id': key, 'is_completed': True}) for key in ids]
     return {'data': rows}
 
 
