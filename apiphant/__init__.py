@@ -21,7 +21,8 @@ The modules, in the order a request meets them::
     crud      generated tables (a provider of actions, started with the server)
 
 and beside the daemon: background (the scheduler of @seconds tasks, its own
-process), metrics (``GET /metrics``), logs, settings, scaffold (``apiphant
+process), client (the Python client), openapi and docs (the API described,
+``/docs``), cors, metrics (``GET /metrics``), logs, settings, scaffold (``apiphant
 new``, ``apiphant upgrade``), test and pytest_plugin (functional tests
 against a real server).
 
@@ -41,6 +42,7 @@ _EXPORTS = {
     'context': 'apiphant.current',
     'ApiError': 'apiphant.errors',
     'Request': 'apiphant.request',
+    'strict': 'apiphant.validation',
 }
 
 __all__ = [*_EXPORTS, '__version__']

@@ -213,6 +213,7 @@ def _raised(function):
     """The statuses ``raise SomeError(...)`` in ``function`` names: a status
     class's ``status``, ``ApiError(409, ...)``'s literal; None for a status
     the code computes."""
+    function = inspect.unwrap(function)  # @strict's wrapper: the action's own source and globals
     try:
         source = inspect.getsource(function)
         tree = ast.parse('if 1:\n' + source if source[:1].isspace() else source)
@@ -335,9 +336,12 @@ def _fields_schema(records):
         parent['properties'][record.name] = schema
         if record.is_required and record.name not in parent.setdefault('required', []):
             parent['required'].append(record.name)
+    strict = getattr(records, 'strict', False)  # @strict: no key but the declared ones
     for holder in _objects(body):
         if not holder.get('required'):
             holder.pop('required', None)
+        if strict:
+            holder['additionalProperties'] = False
     return body
 
 

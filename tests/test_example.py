@@ -31,13 +31,14 @@ def test_tasks_with_any():
 
 @pytest.mark.parametrize('request_json, error', [
     ({}, {'field': 'title', 'state': 'missing'}),
-    ({'title': ''}, {'field': 'title', 'state': 'invalid'}),
-    ({'title': 'x' * 201}, {'field': 'title', 'state': 'invalid'}),
-    ({'title': 5}, {'field': 'title', 'state': 'invalid'}),
-    ({'title': 'x', 'priority': 'urgent'}, {'field': 'priority', 'state': 'invalid'}),
-    ({'title': 'x', 'estimate': True}, {'field': 'estimate', 'state': 'invalid'}),
-    ({'title': 'x', 'estimate': 0}, {'field': 'estimate', 'state': 'invalid'}),
-    ({'title': 'x', 'estimate': 101}, {'field': 'estimate', 'state': 'invalid'}),
+    ({'title': ''}, {'field': 'title', 'state': 'invalid', 'explain': 'should not be empty'}),
+    ({'title': 'x' * 201}, {'field': 'title', 'state': 'invalid', 'explain': 'should be at most 200 characters long'}),
+    ({'title': 5}, {'field': 'title', 'state': 'invalid', 'explain': 'should be a string'}),
+    ({'title': 'x', 'priority': 'urgent'},
+     {'field': 'priority', 'state': 'invalid', 'explain': "should be one of 'low', 'normal', 'high'"}),
+    ({'title': 'x', 'estimate': True}, {'field': 'estimate', 'state': 'invalid', 'explain': 'should be an integer'}),
+    ({'title': 'x', 'estimate': 0}, {'field': 'estimate', 'state': 'invalid', 'explain': 'should be from 1 to 100'}),
+    ({'title': 'x', 'estimate': 101}, {'field': 'estimate', 'state': 'invalid', 'explain': 'should be from 1 to 100'}),
     ({'title': 'x', 'due': 'tomorrow'}, {'field': 'due', 'state': 'invalid', 'explain': 'YYYY-MM-DD'}),
 ])
 def test_tasks_validation(request_json, error):
@@ -45,8 +46,9 @@ def test_tasks_validation(request_json, error):
 
 
 def test_tasks_read_needs_an_int_id():
-    test('tasks', 'read', {'id': '1'}, 400, {'error': {'field': 'id', 'state': 'invalid'}})
-    test('tasks', 'read', {'id': True}, 400, {'error': {'field': 'id', 'state': 'invalid'}})
+    invalid = {'error': {'field': 'id', 'state': 'invalid', 'explain': 'should be an integer'}}
+    test('tasks', 'read', {'id': '1'}, 400, invalid)
+    test('tasks', 'read', {'id': True}, 400, invalid)
 
 
 def test_nested_target_and_custom_action():

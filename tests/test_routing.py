@@ -19,10 +19,11 @@ def test_paths(routes):
         '/api/v0/crash/read', '/api/v0/crash/update',
         '/api/v0/ctx/read', '/api/v0/custom/list', '/api/v0/custom/login', '/api/v0/echo/create',
         '/api/v0/echo/delete', '/api/v0/echo/read', '/api/v0/echo/update', '/api/v0/errors/create',
-        '/api/v0/errors/read', '/api/v0/errors/update', '/api/v0/fields/read', '/api/v0/held/read',
+        '/api/v0/errors/read', '/api/v0/errors/update', '/api/v0/fields/read', '/api/v0/flaky/calls', '/api/v0/flaky/create',
+        '/api/v0/flaky/read', '/api/v0/flaky/search', '/api/v0/held/read',
         '/api/v0/held/update', '/api/v0/provided/list', '/api/v0/provided/read',
         '/api/v0/raw/create', '/api/v0/raw/delete', '/api/v0/raw/read',
-        '/api/v0/raw/update', '/api/v0/slow/read', '/api/v0/traps/delete', '/api/v0/types/create',
+        '/api/v0/raw/update', '/api/v0/slow/read', '/api/v0/strict/create', '/api/v0/traps/delete', '/api/v0/types/create',
         '/api/v0/types/read', '/api/v0/types/update', '/api/v1/echo/read']
 
 
