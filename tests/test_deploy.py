@@ -98,13 +98,17 @@ def running(pidfile):
 
 
 def snapshot(name):
-    """What deploy.sh touches: the trees it writes into, the product's user
-    and group, /opt's entries, the installed packages and the running daemons."""
+    """What deploy.sh touches: the trees it writes into (not the metrics the
+    running services keep in var/metrics), the product's user and group,
+    /opt's entries, the installed packages and the running daemons."""
     state = {'/opt': sorted(os.listdir('/opt')), '/etc': sorted(os.listdir('/etc'))}
     for root in (Path('/opt') / name, Path('/etc') / name, Path('/etc/nginx'), Path('/etc/supervisor'),
                  Path('/etc/logrotate.d')):
         paths = [root, *root.rglob('*')] if root.exists() else []
+        running_numbers = Path('/opt') / name / 'var' / 'metrics'  # rewritten each second by the services
         for path in paths:
+            if path.parent == running_numbers:
+                continue
             info = path.lstat()
             if stat.S_ISLNK(info.st_mode):
                 content = 'link ' + os.readlink(path)
