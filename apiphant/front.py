@@ -107,7 +107,7 @@ class Front:
         self.metrics = application.metrics
         self.proxies = Proxies(trusted_proxies)
         self.routes = {path.encode('latin-1'): route for path, route in application.routes.items()}
-        self.cors = getattr(application, 'cors', None)  # an apiphant.cors.Cors, or None: off
+        self.cors = application.cors  # an apiphant.cors.Cors, or None: off
         self.max_body_size = application.max_body_size
         self.head_timeout = head_timeout
         self.body_timeout = body_timeout
