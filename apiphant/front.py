@@ -537,11 +537,12 @@ class Connection:
         if metrics is not None:
             metrics.request_started()
         status, extra, payload = app.respond(route, method, message.body, message.content_type, context)
-        if metrics is not None:
-            metrics.request_finished(route.path if route is not None else None, status,
-                                     time.perf_counter() - started)
-        if access_log is not None:
-            access_log(client, method, path, status, time.perf_counter() - started, request_id)
+        if started:
+            took = time.perf_counter() - started
+            if metrics is not None:
+                metrics.request_finished(route.path if route is not None else None, status, took)
+            if access_log is not None:
+                access_log(client, method, path, status, took, request_id)
         close = not message.keep_alive or must_close or (last and front.draining)  # draining: after the last answer
         status = _STATUS.get(status) or status.encode('latin-1')
         request_id = request_id.encode('latin-1')
