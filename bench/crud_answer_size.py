@@ -14,15 +14,14 @@ older commit) to compare before and after. SQLite, in a temporary directory.
 """
 import argparse
 import collections
-import os
 import pathlib
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 
 import requests
+
+from apiphant.pytest_plugin import ServedProduct
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TABLE = '''from apiphant.crud import Column, Table
@@ -41,17 +40,10 @@ def product(directory, column):
 
 
 def serve(checkout, package, directory):
-    env = {**os.environ, 'PYTHONPATH': str(checkout),
-           'APIPHANT_DATABASE_URL': f'sqlite:///{directory / "pages.sqlite3"}'}
-    process = subprocess.Popen([sys.executable, '-m', 'apiphant', str(package), '127.0.0.1:0', '--access-log', 'off',
-                                '--max-body-size', '2M'], env=env, cwd=checkout, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    for line in process.stdout:
-        if 'serving' in line:
-            port = int(line.rsplit(':', 1)[1])
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, f'http://127.0.0.1:{port}/api/v0/pages'
-    raise SystemExit('the server did not start')
+    server = ServedProduct(package, '--access-log', 'off', '--max-body-size', '2M', cwd=checkout,
+                           env={'PYTHONPATH': str(checkout),
+                                'APIPHANT_DATABASE_URL': f'sqlite:///{directory / "pages.sqlite3"}'}).start()
+    return server.process, f'{server.url}/api/v0/pages'
 
 
 def memory(pid):

@@ -10,31 +10,24 @@ and each answer's status and time.
     .venv/bin/python bench/crud_blackhole.py [--checkout DIR]
 """
 import argparse
-import os
 import pathlib
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import requests
 
+from apiphant.pytest_plugin import ServedProduct
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def serve(checkout, url):
-    env = {**os.environ, 'PYTHONPATH': str(checkout), 'APIPHANT_DATABASE_URL': url}
     started = time.monotonic()
     product = checkout / 'tests' / 'products' / 'crudproduct'  # the checkout's own
-    process = subprocess.Popen([sys.executable, '-m', 'apiphant', str(product), '127.0.0.1:0', '--access-log', 'off'],
-                               env=env, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in process.stdout:
-        if 'serving' in line:
-            port = int(line.rsplit(':', 1)[1])
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, f'http://127.0.0.1:{port}/api/v0', time.monotonic() - started
-    raise SystemExit('the server did not start')
+    server = ServedProduct(product, '--access-log', 'off', env={'PYTHONPATH': str(checkout),
+                                                                 'APIPHANT_DATABASE_URL': url}, cwd=checkout).start()
+    return server.process, f'{server.url}/api/v0', time.monotonic() - started
 
 
 def timed(url):

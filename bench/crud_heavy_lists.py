@@ -11,18 +11,17 @@ lists' statuses and times.
     .venv/bin/python bench/crud_heavy_lists.py [--rows 1000000] [--seconds 10] [--checkout DIR]
 """
 import argparse
-import os
 import pathlib
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 
 import psycopg
 import requests
+
+from apiphant.pytest_plugin import ServedProduct
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 POSTGRESQL = 'postgresql://postgres@127.0.0.1:5432/test'
@@ -33,16 +32,9 @@ TABLE = '''from apiphant.crud import Column, Table
 
 
 def serve(checkout, directory, url):
-    env = {**os.environ, 'PYTHONPATH': str(checkout)}
-    process = subprocess.Popen([sys.executable, '-m', 'apiphant', str(directory / 'heavy'), '127.0.0.1:0',
-                                '--access-log', 'off', '--database-url', url], env=env, cwd=checkout,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in process.stdout:
-        if 'serving' in line:
-            port = int(line.rsplit(':', 1)[1])
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, f'http://127.0.0.1:{port}/api/v0/tables'
-    raise SystemExit('the server did not start')
+    server = ServedProduct(directory / 'heavy', '--access-log', 'off', '--database-url', url,
+                           env={'PYTHONPATH': str(checkout)}, cwd=checkout).start()
+    return server.process, f'{server.url}/api/v0/tables'
 
 
 def probe(api, seconds):

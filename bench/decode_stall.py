@@ -13,15 +13,14 @@ alone and under each attack, the attackers' answers, and the server's RSS.
 an older commit) to compare before and after in one run.
 """
 import argparse
-import os
 import pathlib
 import signal
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
+
+from apiphant.pytest_plugin import ServedProduct
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRODUCT = ROOT / 'tests' / 'products' / 'proto'
@@ -35,16 +34,9 @@ def bodies():
 
 
 def serve(checkout):
-    env = {**os.environ, 'PYTHONPATH': str(checkout)}
-    process = subprocess.Popen([sys.executable, '-m', 'apiphant', str(PRODUCT), '127.0.0.1:0', '--access-log', 'off',
-                                '--max-body-size', '2M'], env=env, cwd=checkout, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    for line in process.stdout:
-        if 'serving' in line:
-            port = int(line.rsplit(':', 1)[1])
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, port
-    raise SystemExit('the server did not start')
+    server = ServedProduct(PRODUCT, '--access-log', 'off', '--max-body-size', '2M',
+                           env={'PYTHONPATH': str(checkout)}, cwd=checkout).start()
+    return server.process, server.port
 
 
 def exchange(sock, request):

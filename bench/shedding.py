@@ -16,10 +16,10 @@ import json
 import pathlib
 import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
+
+from apiphant.pytest_plugin import ServedProduct
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRODUCT = ROOT / 'tests' / 'products' / 'proto'
@@ -27,14 +27,8 @@ JSON = {'Content-Type': 'application/json'}
 
 
 def serve(cap):
-    process = subprocess.Popen([sys.executable, '-m', 'apiphant', str(PRODUCT), '127.0.0.1:0', '--access-log', 'off',
-                                '--max-in-flight', str(cap)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    for line in process.stdout:
-        if 'serving' in line:
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, int(line.rsplit(':', 1)[1])
-    raise SystemExit('the server did not start')
+    server = ServedProduct(PRODUCT, '--access-log', 'off', '--max-in-flight', str(cap)).start()
+    return server.process, server.port
 
 
 def post(connection, path, body):
