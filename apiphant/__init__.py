@@ -29,7 +29,7 @@ against a real server).
 The names below are imported on first use, so that ``python -m apiphant`` and
 the entry scripts can patch gevent before anything else is imported.
 """
-import importlib
+from apiphant.lazy import lazy
 
 __version__ = '1.0.0.dev0'
 
@@ -47,15 +47,4 @@ _EXPORTS = {
 
 __all__ = [*_EXPORTS, '__version__']
 
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'apiphant' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy(__name__, _EXPORTS, __all__)

@@ -12,9 +12,8 @@ Product modules import this package in the API daemon too, so what they use
 comes from ``tasks`` alone; the scheduler's names are imported on first use,
 which also lets ``python -m apiphant.background`` patch gevent before them.
 """
-import importlib
-
 from apiphant.background.tasks import Run, Task, TaskTimeout, current_run, load, seconds, tasks_of
+from apiphant.lazy import lazy
 
 _LAZY = {
     'call': 'apiphant.background.scheduler',
@@ -26,14 +25,4 @@ _LAZY = {
 __all__ = ['seconds', 'Task', 'TaskTimeout', 'Run', 'current_run', 'tasks_of', 'load', *_LAZY]
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'apiphant.background' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy(__name__, _LAZY, __all__)

@@ -19,7 +19,7 @@ made and extended at start-up), ``storage`` (databases and transactions),
 handed over at start-up). A field that does not fit is the
 ``Invalid`` or ``Missing`` of ``apiphant.errors``.
 """
-import importlib
+from apiphant.lazy import lazy
 
 __all__ = ['Table', 'Column', 'database', 'Database', 'Limits', 'OPERATORS',
            'ACTIONS', 'OPTIONAL_ACTIONS', 'SchemaError', 'configure']
@@ -32,8 +32,4 @@ _HOMES = {'Column': 'columns', 'OPERATORS': 'query', 'Limits': 'query', 'SchemaE
           'OPTIONAL_ACTIONS': 'table', 'Table': 'table', 'configure': 'settings'}
 
 
-def __getattr__(name):
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    return getattr(importlib.import_module(f'{__name__}.{home}'), name)
+__getattr__, __dir__ = lazy(__name__, {name: f'{__name__}.{home}' for name, home in _HOMES.items()}, __all__)
