@@ -2,6 +2,7 @@
 ``APIPHANT_*`` environment variable, a default and a line of help. The
 commands' ``--help`` and the README are made from (and tested against) it."""
 import argparse
+import importlib
 import os
 import re
 from dataclasses import dataclass
@@ -53,30 +54,27 @@ def natural(text):
     return int(text)
 
 
-def networks(text):
-    from apiphant.limits import networks as parse
-    try:
-        return parse(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def _parsed(module, name):
+    """A setting's type parsed by ``name`` of ``module``, imported at first
+    use (it imports more than this table should), its ValueError said as
+    argparse says a bad value."""
+    def parse(text):
+        function = getattr(importlib.import_module(module), name)
+        try:
+            return function(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    parse.__name__ = name
+    return parse
 
 
-def cors_origins(text):
-    from apiphant.cors import origins
-    try:
-        return origins(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+networks = _parsed('apiphant.limits', 'networks')
+cors_origins = _parsed('apiphant.cors', 'origins')
+_rate = _parsed('apiphant.limits', 'Rate')
 
 
 def rate(text):
-    if str(text).strip().lower() in ('off', '', 'none'):
-        return None
-    from apiphant.limits import Rate
-    try:
-        return Rate(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return None if str(text).strip().lower() in ('off', '', 'none') else _rate(text)
 
 
 def log_format(text):
