@@ -42,7 +42,7 @@ HEALTH = Route(path='/health', version='', target='', action='health', function=
 
 
 def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=None, max_in_flight=0,
-        metrics=None, metrics_allow=(), require_json=True, docs=False, cors_origins=None, client_js=None):
+        metrics=None, metrics_allow=(), require_json=True, docs=False, cors_origins=(), client_js=True):
     """The WSGI application serving ``product`` (a directory or a package name),
     with ``GET /health`` beside the product's routes, and ``GET /metrics`` when
     given ``metrics`` (an apiphant.metrics.Metrics), for ``metrics_allow``.
@@ -52,8 +52,7 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
     ``require_json=False`` lets a body without a JSON Content-Type in;
     ``docs=True`` adds ``GET /api/openapi.json`` and ``GET /docs``;
     ``cors_origins`` (a tuple of apiphant.cors.origins()) turns CORS on;
-    ``client_js`` serves ``GET /api/client.js``. These two, when None, come
-    from their APIPHANT_* variables (or their defaults)."""
+    ``client_js`` serves ``GET /api/client.js``."""
     routes = discover(locate(product))
     if start:
         start_providers(routes)
@@ -62,13 +61,11 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
         from apiphant.metrics import route as metrics_route
         metrics_route = metrics_route(metrics, metrics_allow)
         routes[metrics_route.path] = metrics_route
-    if client_js if client_js is not None else _from_environment('client_js'):
+    if client_js:
         from apiphant.jsclient import route as client_route
         client_route = client_route()
         if client_route is not None:
             routes[client_route.path] = client_route
-    if cors_origins is None:
-        cors_origins = _from_environment('cors_origins')
     application = Application(routes, max_body_size=max_body_size, rate_limits=RateLimits(rate_limit),
                               max_in_flight=max_in_flight, metrics=metrics, require_json=require_json,
                               cors=Cors(cors_origins) if cors_origins else None)
@@ -76,13 +73,6 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
         from apiphant.docs import install
         install(application, locate(product))
     return application
-
-
-def _from_environment(name):
-    """A setting's value from its APIPHANT_* variable, else its default."""
-    from apiphant.settings import SETTINGS
-    setting = next(setting for setting in SETTINGS if setting.name == name)
-    return setting.type(os.environ.get(setting.env, setting.default))
 
 
 class Application:
