@@ -122,6 +122,10 @@ class Proxies:
     def __init__(self, nets):
         self.nets = nets
         self.trusted = {}  # peer address: bool, decided once per address
+        # (peer, X-Forwarded-For, X-Real-IP): the client, decided once: the
+        # same few proxies forward the same clients again and again, and
+        # reading addresses costs microseconds.
+        self.clients = {}
 
     def __bool__(self):
         return bool(self.nets)
@@ -136,6 +140,15 @@ class Proxies:
 
     def client(self, peer, forwarded_for, real_ip):
         """The real client of a request that came from the trusted ``peer``."""
+        key = (peer, forwarded_for, real_ip)
+        client = self.clients.get(key)
+        if client is None:
+            if len(self.clients) > MAX_CLIENTS:
+                self.clients.clear()
+            client = self.clients[key] = self._client(peer, forwarded_for, real_ip)
+        return client
+
+    def _client(self, peer, forwarded_for, real_ip):
         if forwarded_for is not None:
             address = None
             for text in reversed(forwarded_for.decode('latin-1').split(',')):
