@@ -26,6 +26,8 @@ setup(
         'httptools>=0.6',  # llhttp, the strict HTTP/1.1 parser of the front
         'orjson>=3.9',  # orjson.Fragment
         'requests>=2.28',
+        'PyJWT[crypto]>=2.8',  # apiphant.auth: access tokens (HS256), an OIDC issuer's (RS256, ES256)
+        'argon2-cffi>=23',  # apiphant.auth: password hashes (argon2id)
         'sqlalchemy>=2',  # apiphant.crud: SQLite and PostgreSQL through one Core
         'swagger-ui-bundle-v2>=5.17,<6',  # GET /docs: Swagger UI 5 (reads OpenAPI 3.1) served offline
     ],

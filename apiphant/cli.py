@@ -12,6 +12,7 @@ import tempfile
 
 import orjson
 
+from apiphant.auth import tokens
 from apiphant.crud import settings as database_settings
 from apiphant.dispatch import app
 from apiphant.logs import configure as configure_logging
@@ -69,6 +70,10 @@ def main(argv=None):
     args = args_parser.parse_args(argv)
     configure_logging(args.log_level, args.log_format)
     database_settings.configure(args)  # the tables' database, before the product is imported
+    try:
+        tokens.configure(args.auth_keys, args.auth_keys_file)
+    except (ValueError, OSError) as error:
+        sys.exit(f'apiphant: {error}')
     fds = worker_fds()
     if args.routes:
         return list_routes(args)
@@ -175,10 +180,10 @@ def _serve(args, application, listener, pipe=None):
 
 
 def print_routes(routes):
-    rows = [('PATH', 'FUNCTION', 'DOC')] + [
+    rows = [('PATH', 'FUNCTION', 'ACCESS', 'DOC')] + [
         (route.path, f'{route.module}.{route.function.__name__}'
          + (' (raw)' if route.raw_environ or route.raw_response else ''),
-         route.doc.split('\n', 1)[0]) for route in sorted(routes, key=lambda r: r.path)]
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    for path, function, doc in rows:
-        print(f'{path:<{widths[0]}}  {function:<{widths[1]}}  {doc}'.rstrip())
+         str(route.access or '-'), route.doc.split('\n', 1)[0]) for route in sorted(routes, key=lambda r: r.path)]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for path, function, access, doc in rows:
+        print(f'{path:<{widths[0]}}  {function:<{widths[1]}}  {access:<{widths[2]}}  {doc}'.rstrip())

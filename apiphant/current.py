@@ -1,12 +1,15 @@
 """What a request carries besides its JSON: ``apiphant.context``.
 
-Actions take only ``request``; headers, the client address and the request id
-are read from ``apiphant.context`` while the action runs. The server sets it
+Actions take only ``request``; headers, the client address, the request id
+and the caller (``context.auth``) are read from ``apiphant.context`` while the
+action runs. The server sets it
 before the action and clears it after. It lives in a ContextVar, which gevent
 keeps per greenlet (and threads per thread), so concurrent requests never see
 each other's context.
 """
 from contextvars import ContextVar
+
+from apiphant.auth.identity import ANONYMOUS
 
 __all__ = ['context', 'current', 'RequestContext', 'Headers']
 
@@ -54,10 +57,10 @@ class RequestContext:
     on first use, when the server did not need them itself: from
     ``make_environ()`` and from the parser's ``raw_headers``."""
 
-    __slots__ = ('request_id', 'route', 'client', '_headers', '_environ', 'make_environ', 'raw_headers')
+    __slots__ = ('request_id', 'route', 'client', '_headers', '_environ', 'make_environ', 'raw_headers', 'auth')
 
     def __init__(self, request_id, route, client, headers=None, environ=None, make_environ=None,
-                 raw_headers=None):
+                 raw_headers=None, auth=ANONYMOUS):
         self.request_id = request_id
         self.route = route
         self.client = client
@@ -65,6 +68,7 @@ class RequestContext:
         self._environ = environ
         self.make_environ = make_environ
         self.raw_headers = raw_headers
+        self.auth = auth  # an apiphant.auth.Auth: who calls (ANONYMOUS: nobody said)
 
     @property
     def environ(self):

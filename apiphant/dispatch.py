@@ -10,6 +10,7 @@ import logging
 import os
 import re
 
+from apiphant.auth import access as _access, identity
 from apiphant.codec import decode, encode
 from apiphant.cors import Cors
 from apiphant.current import RequestContext, current, enter, leave
@@ -53,9 +54,16 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
     ``docs=True`` adds ``GET /api/openapi.json`` and ``GET /docs``;
     ``cors_origins`` (a tuple of apiphant.cors.origins()) turns CORS on;
     ``client_js`` serves ``GET /api/client.js``."""
-    routes = discover(locate(product))
+    package = locate(product)
+    routes = discover(package)
+    sources = identity.sources(package)
+    routes = _access.settle(routes, package, sources)
     if start:
         start_providers(routes)
+        if sources:
+            log.info('%s: access checked by %s', package, ', '.join(type(s).__name__ for s in sources))
+        else:
+            log.warning('%s declares no identity source (apiphant.auth): every action is open to anyone', package)
     routes[HEALTH.path] = HEALTH
     if metrics is not None:
         from apiphant.metrics import route as metrics_route
@@ -68,16 +76,17 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
             routes[client_route.path] = client_route
     application = Application(routes, max_body_size=max_body_size, rate_limits=RateLimits(rate_limit),
                               max_in_flight=max_in_flight, metrics=metrics, require_json=require_json,
-                              cors=Cors(cors_origins) if cors_origins else None)
+                              cors=Cors(cors_origins) if cors_origins else None,
+                              gate=_access.Gate(sources) if sources else None)
     if docs:  # last: the document describes every route
         from apiphant.docs import install
-        install(application, locate(product))
+        install(application, package)
     return application
 
 
 class Application:
     def __init__(self, routes, *, max_body_size=DEFAULT_MAX_BODY_SIZE, rate_limits=None, max_in_flight=0,
-                 metrics=None, require_json=True, cors=None):
+                 metrics=None, require_json=True, cors=None, gate=None):
         self.routes = routes
         self.max_body_size = max_body_size
         self.new_request_id = request_ids()
@@ -88,16 +97,17 @@ class Application:
         self.metrics = metrics
         self.require_json = require_json
         self.cors = cors  # an apiphant.cors.Cors, or None: off
+        self.gate = gate  # an apiphant.auth.access.Gate, or None: no identity source, every action open
 
     def request_id(self, given):
         """The client's X-Request-Id when it is sane, a new one otherwise."""
         return given if given and _CLIENT_ID(given) else self.new_request_id()
 
-    def respond(self, route, method, body, content_type, context):
+    def respond(self, route, method, body, content_type, context, authorization=None):
         """``(status line, extra headers, body)`` for a request to ``route``
         (None: no such route) whose body has been read, with its Content-Type
-        (bytes, or None). ``context`` holds the arguments of its
-        RequestContext, made if an action looks."""
+        and Authorization (bytes, or None). ``context`` holds the first seven
+        arguments of its RequestContext, made if an action looks."""
         token = enter(context)
         self.in_flight += 1  # this one too, so past the cap is more than max_in_flight
         try:
@@ -112,6 +122,10 @@ class Application:
             # The product's actions are held back past the cap or a rate; /health and /metrics never.
             if route.version and (self.in_flight > self.max_in_flight or self.rate_limits is not None):
                 self.hold_back(route, context[2])
+            if self.gate is not None and route.version:
+                auth = self.gate.check(route.access, authorization)
+                if auth:
+                    enter(context + (auth,))  # leave(token) still restores what was before
             if content_type != _APPLICATION_JSON and self.require_json and not route.raw_environ \
                     and (body or content_type is not None) and not json_media_type(content_type):
                 raise UnsupportedMediaType(NOT_JSON)
@@ -169,13 +183,16 @@ class Application:
             start_response = _adding(start_response, self.cors.headers(origin))
         route = self.routes.get(_path(environ))
         method = environ['REQUEST_METHOD']
-        context = (request_id, route, environ.get('REMOTE_ADDR'), None, environ)
+        context = (request_id, route, environ.get('REMOTE_ADDR'), None, environ, None, None)
+        authorization = environ.get('HTTP_AUTHORIZATION')
         headers = [('Content-Type', 'application/json'), ('X-Request-Id', request_id)]
         body = b''
         if route is not None and method in route.methods:
             if route.raw_response:  # its own answer, streamed as it likes
                 token = enter(RequestContext(*context))
                 try:
+                    if self.gate is not None and route.version:
+                        current().auth = self.gate.check(route.access, authorization)
                     return route.function(environ if route.raw_environ else decode(self._read_body(environ)),
                                           start_response)
                 except ApiError as error:
@@ -193,7 +210,7 @@ class Application:
                     return self._finish(start_response, headers, *self.error(error, context))
         content_type = environ.get('CONTENT_TYPE')
         return self._finish(start_response, headers, *self.respond(
-            route, method, body, content_type.encode('latin-1') if content_type else None, context))
+            route, method, body, content_type.encode('latin-1') if content_type else None, context, authorization))
 
     @staticmethod
     def _finish(start_response, headers, status, extra, body):

@@ -198,6 +198,7 @@ class Message:
     headers are absent from most requests: no __slots__, for that)."""
 
     given_id = length = coding = expect = encoding = content_type = forwarded_for = real_ip = method = origin = None
+    authorization = None
     hosts = 0
     body = b''
     keep_alive = True
@@ -209,10 +210,11 @@ class Message:
 
 
 # Headers the front itself reads, by name as clients send them (else lower-cased).
-_LENGTH, _CODING, _EXPECT, _ID, _FORWARDED_FOR, _REAL_IP, _HOST, _TYPE, _ENCODING, _ORIGIN = range(10)
+_LENGTH, _CODING, _EXPECT, _ID, _FORWARDED_FOR, _REAL_IP, _HOST, _TYPE, _ENCODING, _ORIGIN, _AUTHORIZATION = range(11)
 _WATCHED = {b'content-length': _LENGTH, b'transfer-encoding': _CODING, b'expect': _EXPECT, b'x-request-id': _ID,
             b'x-forwarded-for': _FORWARDED_FOR, b'x-real-ip': _REAL_IP, b'host': _HOST, b'content-type': _TYPE,
-            b'content-encoding': _ENCODING, b'origin': _ORIGIN}
+            b'content-encoding': _ENCODING, b'origin': _ORIGIN,
+            b'authorization': _AUTHORIZATION}
 _WATCHED.update({name.title(): slot for name, slot in _WATCHED.items()})
 _WATCHED.update({b'X-Request-ID': _ID, b'X-Real-IP': _REAL_IP})
 _WATCHED_SIZES = {len(name) for name in _WATCHED}
@@ -306,6 +308,10 @@ class Connection:
                 message.encoding = value
             elif slot == _ORIGIN:
                 message.origin = value
+            elif slot == _AUTHORIZATION:
+                if message.authorization is not None:
+                    raise ApiError(400)  # two credentials: which one would be checked is anyone's guess
+                message.authorization = value
             elif slot == _FORWARDED_FOR:  # each proxy may add its own line
                 message.forwarded_for = value if message.forwarded_for is None else message.forwarded_for + b',' + value
             else:
@@ -536,7 +542,8 @@ class Connection:
             context = (request_id, route, client, None, None, None, message.headers)
         if metrics is not None:
             metrics.request_started()
-        status, extra, payload = app.respond(route, method, message.body, message.content_type, context)
+        status, extra, payload = app.respond(route, method, message.body, message.content_type, context,
+                                             message.authorization)
         if started:
             took = time.perf_counter() - started
             if metrics is not None:

@@ -42,6 +42,7 @@ class Route:
     methods: tuple = ('POST',)
     provider: object = None  # the object that provided the action, with apiphant_start() maybe
     rate_limit: object = None  # a limits.Rate of its own, instead of the product's
+    access: object = None  # an apiphant.auth.Access: as declared, then as settled at start-up
 
 
 def _provided(module):
@@ -67,15 +68,17 @@ def _mark(function, **spec):
     return function
 
 
-def action(function=None, *, name=None, rate_limit=None):
+def action(function=None, *, name=None, rate_limit=None, access=None):
     """Route a function under its own name (or ``name``) besides
     create/read/update/delete: ``@action`` or ``@action(name='list')``.
     ``rate_limit='5/m'`` gives it a per-client rate of its own (also on
-    create/read/update/delete), instead of the product's."""
+    create/read/update/delete), instead of the product's; ``access`` says
+    who may call it (``ANYONE``, ``AUTHENTICATED``, ``role('admin')`` of
+    apiphant.auth), instead of its module's or the product's."""
     if function is None:
-        return lambda function: action(function, name=name, rate_limit=rate_limit)
+        return lambda function: action(function, name=name, rate_limit=rate_limit, access=access)
     _check_function('action', function)
-    marks = {}
+    marks = _access({}, access, function)
     if name is not None:
         marks['name'] = name
     if rate_limit is not None:
@@ -83,23 +86,31 @@ def action(function=None, *, name=None, rate_limit=None):
     return _mark(function, **marks)
 
 
-def raw_environ(function=None, *, methods=('POST',)):
+def raw_environ(function=None, *, methods=('POST',), access=None):
     """The action gets the WSGI environ instead of the parsed request
     (multipart uploads, say); POST only unless ``methods`` says otherwise:
-    ``@raw_environ(methods=['GET', 'POST'])``."""
+    ``@raw_environ(methods=['GET', 'POST'])``; ``access`` as for ``action``."""
     if function is None:
-        return lambda function: raw_environ(function, methods=methods)
+        return lambda function: raw_environ(function, methods=methods, access=access)
     _check_function('raw_environ', function)
-    return _mark(function, raw_environ=True, methods=_methods(methods))
+    return _mark(function, raw_environ=True, methods=_methods(methods), **_access({}, access, function))
 
 
-def raw_response(function=None, *, methods=('POST',)):
+def raw_response(function=None, *, methods=('POST',), access=None):
     """The action gets ``start_response`` as a second argument and returns a
-    WSGI iterable; POST only unless ``methods`` says otherwise."""
+    WSGI iterable; POST only unless ``methods`` says otherwise; ``access``
+    as for ``action``."""
     if function is None:
-        return lambda function: raw_response(function, methods=methods)
+        return lambda function: raw_response(function, methods=methods, access=access)
     _check_function('raw_response', function)
-    return _mark(function, raw_response=True, methods=_methods(methods))
+    return _mark(function, raw_response=True, methods=_methods(methods), **_access({}, access, function))
+
+
+def _access(marks, access, function):
+    if access is not None:
+        from apiphant.auth.access import declared
+        marks['access'] = declared(access, function.__qualname__)
+    return marks
 
 
 def _check_function(decorator, function):
@@ -162,7 +173,7 @@ def _collect(module, version, target, routes):
             function=function, module=module.__name__, doc=inspect.getdoc(function) or '',
             raw_environ=marks.get('raw_environ', False), raw_response=marks.get('raw_response', False),
             methods=marks.get('methods', ('POST',)) if raw else ('POST',), provider=marks.get('provider'),
-            rate_limit=marks.get('rate_limit'))
+            rate_limit=marks.get('rate_limit'), access=marks.get('access'))
         found += 1
     if not found and not hasattr(module, '__path__'):
         log.warning('%s defines no action: looked for %s or @action functions',

@@ -145,6 +145,11 @@ SETTINGS = (
             'call the API across origins: preflights answered, Access-Control-Allow-Origin on answers; '
             'empty: CORS off', cors_origins),
     Setting('client_js', 'on', 'GET /api/client.js, the JavaScript client (an ES module)', switch),
+    Setting('auth_keys', '', 'the keys that sign and verify access tokens (apiphant.auth): KID:SECRET pairs, '
+            'space-separated, the first signs, each secret 32 bytes or more; set it in the environment '
+            '(a flag shows in ps) or use --auth-keys-file'),
+    Setting('auth_keys_file', '', 'a file holding the auth keys (KID:SECRET, one per line), readable by the '
+            'product\'s user alone'),
     Setting('metrics_dir', '', 'a directory where each process of the product (API processes, the '
             'scheduler) keeps its numbers, so that /metrics shows them all (a parent of --workers '
             'makes one for its workers when empty)', commands=BOTH),

@@ -152,7 +152,7 @@ def test_routes_listing():
     result = run_cli(PRODUCTS / 'proto', '--routes')
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ['PATH', 'FUNCTION', 'DOC']
+    assert lines[0].split() == ['PATH', 'FUNCTION', 'ACCESS', 'DOC']
     assert any(line.startswith('/api/v0/a/b/c/read ') and 'proto.api.v0.a.b.c.read' in line for line in lines)
     assert any('/api/v0/echo/read' in line and 'Echo the request.' in line for line in lines)
     assert not any('traps/read' in line or 'vx' in line for line in lines)
