@@ -281,6 +281,7 @@ def quick(idp, keys):
 
 def test_api2_valid_rs256_and_es256_tokens(served, idp, keys):
     iss = idp.issuer('team')
+    assert served.wait_for_output(r'realms/team: 2 keys \(new: ec-1, rsa-1')  # fetched as it starts serving
     answer = call(served, keys['rsa'].sign(claims(iss, roles=['editor', 'viewer'])))
     assert answer.status_code == 200, answer.text
     assert answer.json() | {'expires': None} == {'id': 'alice', 'roles': ['editor', 'viewer'], 'kind': 'oidc',

@@ -17,7 +17,8 @@ its ``kid`` names, ``iss``, ``aud``, ``exp``, ``nbf`` and ``iat`` with
 
 The keys: discovered from ``{issuer}/.well-known/openid-configuration``
 (``jwks_uri``) unless ``jwks_url`` is given, fetched on the first token
-(``requests``, cooperative under gevent, 2 s timeouts), kept, fetched again
+(``requests``, cooperative under gevent, 2 s timeouts) as the daemon starts
+serving (or by the first token that needs them), kept, fetched again
 when a token names a ``kid`` not known (a key rotated in at the issuer) or
 when they are older than ``max_age`` seconds. However many tokens name
 unknown kids, the issuer is asked at most once per ``refetch`` seconds, and
@@ -123,6 +124,10 @@ class Issuer:
         self._lock = threading.Lock()  # gevent's under monkey patching: one fetch at a time, the others wait
         self._session = None
         self.product = identity.register(self)
+        from gevent import monkey
+        if monkey.is_module_patched('socket'):  # in the daemon: the keys are fetched as it starts serving
+            import gevent
+            gevent.spawn(self._prefetch)
 
     def __repr__(self):
         return f'Issuer({self.issuer!r}, audience={list(self.audience)!r})'
@@ -181,6 +186,15 @@ class Issuer:
         return self.fetched is not None and time.monotonic() - self.fetched >= self.max_age
 
     # -- fetching
+
+    def _prefetch(self):
+        """Fetch the keys before the first token needs them; a failure is
+        logged and does not hold back the first token's own attempt."""
+        with self._lock:
+            if self.tried is None:
+                self._fetch()
+                if self.failed:
+                    self.tried = None
 
     def _fetch(self):
         """Fetch the keys (and the discovery document, the first time);
