@@ -5,6 +5,13 @@
   loopback port and points ``apiphant.test.config`` at it.
 - ``apiphant_serve`` (function): ``apiphant_serve('path/to/product', '--max-body-size', '1K')``
   starts one more server and stops it after the test.
+- ``apiphant_token`` (function): ``apiphant_token(7, ['admin'])`` is an
+  access token of the user 7 with the role admin for ``apiphant_server``,
+  minted without a login: ``test(..., token=apiphant_token(7))``.
+
+Each server signs and verifies tokens with keys of its own, made for it
+(``ServedProduct.token()`` mints one); keys exported in the shell are not
+passed on.
 
 A product's tests never touch the developer's database: the servers of
 both fixtures keep their rows in a fresh SQLite file of a temporary
@@ -19,6 +26,7 @@ database given to it (``--database-url`` or ``env``).
 import contextlib
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,9 +37,11 @@ import uuid
 import pytest
 
 from apiphant import test as apiphant_test
+from apiphant.auth import tokens
 
 __all__ = ['ServedProduct']
 
+_NOT_INHERITED = ('APIPHANT_DATABASE_URL', 'APIPHANT_AUTH_KEYS', 'APIPHANT_AUTH_KEYS_FILE')
 _READY = re.compile(r'serving .* on http://(\[[^\]]+\]|[^:\s]+):(\d+)')
 
 
@@ -40,8 +50,9 @@ class ServedProduct:
 
     def __init__(self, product, *args, host='127.0.0.1', env=None, cwd=None, start_timeout=30):
         self.command = [sys.executable, '-m', 'apiphant', str(product), f'{host}:0', *map(str, args)]
-        inherited = {key: value for key, value in os.environ.items() if key != 'APIPHANT_DATABASE_URL'}
-        self.env = {**inherited, **(env or {})}
+        inherited = {key: value for key, value in os.environ.items() if key not in _NOT_INHERITED}
+        self.env = {'APIPHANT_AUTH_KEYS': f'test:{secrets.token_urlsafe(32)}', **inherited, **(env or {})}
+        self.audience = os.path.basename(os.path.normpath(str(product))).partition('.')[0]
         self.cwd = cwd
         self.start_timeout = start_timeout
         self.lines = []
@@ -69,6 +80,12 @@ class ServedProduct:
                     self.host, self.port = match[1].strip('[]'), int(match[2])
                     self._ready.set()
         self._ready.set()  # the process ended
+
+    def token(self, id=1, roles=(), *, minutes=15, kind='user', extra=None):
+        """An access token for ``id`` with ``roles``, as the product's
+        ``Accounts`` (or ``Tokens``) would give after a login."""
+        ring = tokens.Keys.parse(self.env.get('APIPHANT_AUTH_KEYS', ''))
+        return tokens.mint(id, roles, minutes=minutes, audience=self.audience, kind=kind, extra=extra, ring=ring)
 
     @property
     def output(self):
@@ -167,6 +184,13 @@ def apiphant_server(pytestconfig, tmp_path_factory):
             apiphant_test.config.clear()
             apiphant_test.config.update(saved)
             server.stop()
+
+
+@pytest.fixture
+def apiphant_token(apiphant_server):
+    """``apiphant_token(id, roles=(), minutes=15)``: an access token for the
+    product ``apiphant_server`` serves, minted without a login round trip."""
+    return apiphant_server.token
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ config = Request(
     host='127.0.0.1',
     port=8888,
     version='v0',
+    token=None,  # a token every test() sends, unless given one
 )  # can be updated by a caller script
 
 
@@ -56,15 +57,21 @@ def url(target, action):
     return f'http://{host}:{config.port}/api/{config.version}/{target}/{action}'
 
 
-def test(target, action, request_json, status_code, response_json, method='POST'):
+def test(target, action, request_json, status_code, response_json, method='POST', *, token=None, headers=None):
     """POST ``request_json`` to ``/api/<version>/<target>/<action>``, print the
     exchange and assert the status code and the whole response (``ANY``
-    matches any value). Returns the ``requests`` response, with ``.ajson``."""
+    matches any value). Returns the ``requests`` response, with ``.ajson``.
+    ``token`` is sent as ``Authorization: Bearer`` (``config.token`` when
+    not given; ``token=False``: none); ``headers`` are sent as given."""
     address = url(target, action)
     request_json = json.dumps(request_json) if request_json else None
     print(f'{method} {address} {request_json} --> {status_code} {response_json}')
-    response = requests.request(method, address, data=request_json, timeout=60,
-                                headers={'Content-Type': 'application/json'} if request_json is not None else None)
+    sent = {'Content-Type': 'application/json'} if request_json is not None else {}
+    token = config.get('token') if token is None else token
+    if token:
+        sent['Authorization'] = f'Bearer {token}'
+    sent.update(headers or {})
+    response = requests.request(method, address, data=request_json, timeout=60, headers=sent)
 
     assert response.status_code == status_code, (response.status_code, status_code, response.text)
     response.ajson = Request(response.json())

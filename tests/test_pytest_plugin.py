@@ -105,3 +105,55 @@ def test_a_database_whose_name_does_not_say_test_is_refused(shop, url):
     assert result.returncode != 0
     assert "does not look like a test database: its name must say test" in result.stdout, result.stdout
     assert not (shop / 'pid').exists()
+
+
+GUARDED = {
+    'pytest.ini': '[pytest]\napiphant_product = vault\n',
+    'vault/__init__.py': '',
+    'vault/api/__init__.py': '',
+    'vault/api/v0/__init__.py': '',
+    'vault/api/v0/auth.py': '''
+        from apiphant.auth import Tokens
+
+        tokens = Tokens()
+        ''',
+    'vault/api/v0/secrets.py': '''
+        from apiphant import action, context
+        from apiphant.auth import role
+
+
+        def read(request):
+            return {'caller': context.auth.id, 'roles': sorted(context.auth.roles)}
+
+
+        @action(access=role('admin'))
+        def purge(request):
+            return {'purged': True}
+        ''',
+    'tests/test_vault.py': '''
+        from apiphant.test import ANY, config, test
+
+
+        def test_minted_tokens_reach_the_actions(apiphant_server, apiphant_token):
+            test('secrets', 'read', {}, 401, {'error': '401 Unauthorized'})
+            test('secrets', 'read', {}, 200, {'caller': 7, 'roles': []}, token=apiphant_token(7))
+            test('secrets', 'purge', {}, 403, {'error': '403 Forbidden'}, token=apiphant_token(7))
+            test('secrets', 'purge', {}, 200, {'purged': True}, token=apiphant_token(1, ['admin']))
+            config.token = apiphant_token(3, ['admin'])
+            try:
+                test('secrets', 'read', {}, 200, {'caller': 3, 'roles': ['admin']})
+                test('secrets', 'read', {}, 401, ANY, token=False)
+                test('secrets', 'read', {}, 401, ANY, headers={'Authorization': 'Bearer forged'})
+            finally:
+                config.token = None
+        ''',
+}
+
+
+def test_a_products_tests_send_tokens_minted_without_a_login(tmp_path):
+    for name, text in GUARDED.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    result = run_tests(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '1 passed' in result.stdout
