@@ -205,12 +205,14 @@ def test_the_algorithm_of_a_key_comes_from_the_key(keys):
 def test_verifying_in_process(idp, keys):
     """The source alone: None for what is not its own, BadToken for its own bad ones."""
     iss = idp.realm('unit', keys['rsa'], keys['ec'])
-    issuer = Issuer(iss, audience=AUDIENCE, leeway=5)
+    issuer = Issuer(iss, audience=AUDIENCE, leeway=5, prefetch=False)
     auth = issuer.apiphant_authenticate(keys['rsa'].sign(claims(iss, roles=['admin', 'editor'])))
     assert (auth.id, auth.roles, auth.kind) == ('alice', {'admin', 'editor'}, 'oidc')
     assert issuer.apiphant_authenticate(keys['ec'].sign(claims(iss, sub='bob', roles=[]))).id == 'bob'
     assert idp.realms['unit'].hits == {'discovery': 1, 'certs': 1}  # fetched once, kept
-    assert issuer.apiphant_authenticate('not a jwt') is None
+    for not_a_jwt in ('not a jwt', '', 'a.b', 'a.b.c', 'a.b.c.d', 'é.é.é', f'{b64(b"[]")}.{b64(b"{}")}.x',
+                      f'{b64(b"{}")}.{b64(json.dumps({"iss": [iss]}).encode())}.x'):
+        assert issuer.apiphant_authenticate(not_a_jwt) is None
     assert issuer.apiphant_authenticate(keys['rsa'].sign(claims(iss + 'x'))) is None  # another issuer's
     with pytest.raises(BadToken) as expired:
         issuer.apiphant_authenticate(keys['rsa'].sign(claims(iss, lifetime=-60)))
@@ -225,7 +227,7 @@ def test_verifying_in_process(idp, keys):
 
 def test_known_keys_keep_verifying_while_the_issuer_is_down(idp, keys):
     iss = idp.realm('flaky', keys['rsa'])
-    issuer = Issuer(iss, audience=AUDIENCE, refetch=0, max_age=0)  # fetch again on every token
+    issuer = Issuer(iss, audience=AUDIENCE, refetch=0, max_age=0, prefetch=False)  # fetch again on every token
     token = keys['rsa'].sign(claims(iss))
     assert issuer.apiphant_authenticate(token).id == 'alice'
     idp.realms['flaky'].down = True
@@ -242,7 +244,7 @@ def test_known_keys_keep_verifying_while_the_issuer_is_down(idp, keys):
 def test_a_discovery_document_naming_another_issuer_is_refused(idp, keys):
     idp.realm('impostor', keys['rsa'])
     iss = idp.issuer('impostor') + '/'  # the document says it without the slash
-    issuer = Issuer(iss, audience=AUDIENCE)
+    issuer = Issuer(iss, audience=AUDIENCE, prefetch=False)
     with pytest.raises(ServiceUnavailable):
         issuer.apiphant_authenticate(keys['rsa'].sign(claims(iss)))
     assert idp.realms['impostor'].hits == {'discovery': 1, 'certs': 0}

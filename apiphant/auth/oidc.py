@@ -85,7 +85,8 @@ class Issuer:
     ``algorithms`` the ones accepted (asymmetric only); ``refetch`` the
     fewest seconds between two fetches of the keys; ``max_age`` how long
     fetched keys are used before being fetched again; ``timeout`` of each
-    fetch, in seconds.
+    fetch, in seconds; ``prefetch=False`` leaves the first fetch to the
+    first token instead of the daemon's start.
 
     Declared at module level in the product's api tree, it is one of the
     product's identity sources (access control is on). Plain ``http://`` is
@@ -93,7 +94,7 @@ class Issuer:
     """
 
     def __init__(self, issuer, *, audience, roles='realm_access.roles', jwks_url=None, leeway=30,
-                 algorithms=('RS256', 'ES256'), refetch=30, max_age=3600, timeout=2):
+                 algorithms=('RS256', 'ES256'), refetch=30, max_age=3600, timeout=2, prefetch=True):
         self.issuer = _url(issuer, 'Issuer(issuer)')
         if isinstance(audience, str):
             audience = (audience,)
@@ -127,7 +128,7 @@ class Issuer:
         self._session = None
         self.product = identity.register(self)
         from gevent import monkey
-        if monkey.is_module_patched('socket'):  # in the daemon: the keys are fetched as it starts serving
+        if prefetch and monkey.is_module_patched('socket'):  # in the daemon: the keys are fetched as it starts serving
             import gevent
             gevent.spawn(self._prefetch)
 
