@@ -372,6 +372,12 @@ def test_api2_a_token_signed_by_a_key_of_another_issuer_under_a_known_kid(served
     refused(call(served, stranger.sign(claims(idp.issuer('team'), roles=['admin'])), 'me/purge'))
 
 
+def test_api2_an_id_token_is_not_an_access_token(served, idp, keys):
+    iss = idp.issuer('team')
+    refused(call(served, keys['rsa'].sign(claims(iss, typ='ID'))))
+    assert call(served, keys['rsa'].sign(claims(iss, typ='Bearer'))).status_code == 200
+
+
 def test_api5_a_role_gated_action_without_the_role(served, idp, keys):
     answer = call(served, keys['rsa'].sign(claims(idp.issuer('team'), roles=['editor'])), 'me/purge')
     assert answer.status_code == 403 and answer.json() == {'error': '403 Forbidden'}

@@ -13,7 +13,8 @@ A token is this issuer's when its (not yet verified) ``iss`` is exactly the
 issuer's URL; any other token is left to the product's other identity
 sources. One of the issuer's tokens is then verified: signature with the key
 its ``kid`` names, ``iss``, ``aud``, ``exp``, ``nbf`` and ``iat`` with
-``leeway`` seconds of clock skew.
+``leeway`` seconds of clock skew; a ``typ`` claim, when there is one, must
+be ``Bearer`` (Keycloak's ID tokens say ``ID``: they are not access tokens).
 
 The keys: discovered from ``{issuer}/.well-known/openid-configuration``
 (``jwks_uri``) unless ``jwks_url`` is given, fetched on the first token
@@ -157,6 +158,8 @@ class Issuer:
             raise BadToken() from None
         if not isinstance(claims['sub'], str) or not claims['sub']:
             raise BadToken()
+        if claims.get('typ', 'Bearer') != 'Bearer':
+            raise BadToken()  # Keycloak's ID tokens (typ ID) and the like: not access tokens
         return Auth(id=claims['sub'], roles=claim_roles(claims, self.roles), claims=claims, kind='oidc',
                     expires=float(claims['exp']) + self.leeway)
 
