@@ -241,6 +241,14 @@ def test_known_keys_keep_verifying_while_the_issuer_is_down(idp, keys):
         issuer.apiphant_authenticate(keys['other'].sign(claims(iss)))
 
 
+def test_an_issuer_whose_keys_fit_none_of_the_algorithms_says_so(idp, keys, caplog):
+    iss = idp.realm('rsa-only', keys['rsa'])
+    issuer = Issuer(iss, audience=AUDIENCE, algorithms=('ES256',), prefetch=False)
+    with pytest.raises(BadToken):
+        issuer.apiphant_authenticate(keys['rsa'].sign(claims(iss)))
+    assert 'holds no signing key for ES256' in caplog.text
+
+
 def test_a_discovery_document_naming_another_issuer_is_refused(idp, keys):
     idp.realm('impostor', keys['rsa'])
     iss = idp.issuer('impostor') + '/'  # the document says it without the slash

@@ -220,7 +220,10 @@ class Issuer:
         added = keys.keys() - self.keys.keys()
         dropped = self.keys.keys() - keys.keys()
         self.keys = keys
-        if added or dropped:
+        if not keys:
+            log.warning('OpenID Connect issuer %s: its JWKS holds no signing key for %s: no token of it verifies',
+                        self.issuer, ', '.join(sorted(self.algorithms)))
+        elif added or dropped:
             log.info('OpenID Connect issuer %s: %d keys (new: %s; dropped: %s)', self.issuer, len(keys),
                      ', '.join(sorted(added)) or '-', ', '.join(sorted(dropped)) or '-')
 
