@@ -483,6 +483,15 @@ def _table_schemas(table, prefix):
                           'version': {**key, 'minimum': 1, 'readOnly': True},
                           **{name: _column_schema(column, answered=True) for name, column in visible.items()}},
            'required': ['id', 'version', *visible]}
+    from apiphant.crud.table import link
+    link(table.product)
+    expandable = table._expandable()
+    for name, column in table.references.items():
+        if not column.hidden:  # expand answers the row in place of its id
+            schema = row['properties'][name]
+            row['properties'][name] = {'anyOf': [*schema.get('anyOf', [schema]), {
+                'type': 'object', 'description': f'the row of {column.target.name} it refers to, when expand '
+                                                 f'names {name} (null when the caller may not see it)'}]}
     values = {name: _column_schema(column) for name, column in writable.items()}
     required = [name for name, column in writable.items() if column.required]
     limits, page_size = table.limits, {'type': 'integer', 'minimum': 1, 'maximum': table.max_page_size}
@@ -491,14 +500,14 @@ def _table_schemas(table, prefix):
     schemas = {
         f'{prefix}.Row': row,
         f'{prefix}.Create': _closed(values, required),
-        f'{prefix}.Read': _closed({'id': key}, ['id']),
+        f'{prefix}.Read': _closed({'id': key, **_expand_schema(expandable)}, ['id']),
         f'{prefix}.Update': _closed({'id': key, 'version': key, **values}, ['id']),
         f'{prefix}.Delete': _closed({'id': key, 'version': key}, ['id']),
         f'{prefix}.List': _closed({
             'where': where_ref,
             'sort_by': _sort_schema(table),
             'page': {'type': 'integer', 'minimum': 1, 'maximum': INT64_MAX // (2 * table.max_page_size)},
-            'page_size': page_size}, []),
+            'page_size': page_size, **_expand_schema(expandable)}, []),
         where: _where_schema(table, prefix, OPERATORS),
     }
     # With no field to name, the action answers every call 400: no value is valid.
@@ -514,6 +523,14 @@ def _table_schemas(table, prefix):
         column = _query_column(table, field_name)
         schemas[f'{where}.{field_name}'] = _operators_schema(column, f'{where}.{field_name}', limits, OPERATORS)
     return schemas
+
+
+def _expand_schema(paths):
+    if not paths:
+        return {}
+    return {'expand': {'type': 'array', 'items': {'enum': list(paths)}, 'maxItems': len(paths),
+                       'description': 'references to answer as the rows they refer to, in place of their ids; '
+                                      'field.field for a reference of that row'}}
 
 
 def _closed(properties, required):

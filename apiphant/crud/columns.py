@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-__all__ = ['Column', 'constraint_name', 'Kind', 'KINDS', 'UtcDateTime', 'INT64_MIN', 'INT64_MAX', 'DEFAULT_MAX_LENGTH']
+__all__ = ['Column', 'ON_DELETE', 'constraint_name', 'Kind', 'KINDS', 'UtcDateTime', 'INT64_MIN', 'INT64_MAX',
+           'DEFAULT_MAX_LENGTH']
 
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
 UTC = datetime.timezone.utc
@@ -23,6 +24,7 @@ _ISO_MAX = 64  # longer than any ISO 8601 date and time
 # is the answer of one full text column, which stays a few MB.
 DEFAULT_MAX_LENGTH = 65536
 _DEFAULT = object()
+ON_DELETE = {'restrict': 'RESTRICT', 'cascade': 'CASCADE', 'set null': 'SET NULL'}  # to SQL
 
 
 class UtcDateTime(sa.types.TypeDecorator):
@@ -156,6 +158,14 @@ class Column:
     - ``unique=True``: no two rows hold the same value (a unique index; a
       create or update that would is a 409 on the field, state ``taken``);
       ``index=True``: an index, for wheres and sorts on it.
+    - ``references='projects'`` (a table's name in the product, or the
+      ``Table`` itself; an int column): the id of a row of that table, a
+      foreign key in the database, with an index. A create or update naming
+      an id that has no row there is a 400 on the field. ``on_delete`` says
+      what deleting the row it names does: ``'restrict'`` (the default: the
+      delete is a 409 naming what refers to the row), ``'cascade'`` (this
+      row goes too) or ``'set null'`` (the column becomes null; the column
+      may then not be required or defaulted).
     - ``writable=False``: clients cannot set it; hooks and server code can.
     - ``hidden=True``: never leaves the server (not answered, not queried),
       and clients cannot set it either unless ``writable=True`` says so.
@@ -166,10 +176,10 @@ class Column:
     """
 
     __slots__ = ('kind', 'required', 'default', 'max_length', 'choices', 'writable', 'hidden', 'name',
-                 'unique', 'index')
+                 'unique', 'index', 'references', 'on_delete', 'target')
 
     def __init__(self, kind, *, required=False, default=None, max_length=_DEFAULT, choices=None,
-                 writable=None, hidden=False, unique=False, index=False):
+                 writable=None, hidden=False, unique=False, index=False, references=None, on_delete=None):
         self.kind = KINDS.get(kind) if isinstance(kind, str) else _BY_TYPE.get(kind)
         if self.kind is None:
             raise TypeError(f'Column kind {kind!r} should be one of str, int, float, bool, '
@@ -199,6 +209,23 @@ class Column:
         self.required, self.default, self.max_length, self.choices = required, default, max_length, choices
         self.writable, self.hidden, self.name = writable, hidden, None
         self.unique, self.index = bool(unique), bool(index)
+        self.references, self.on_delete, self.target = references, on_delete, None
+        if references is None:
+            if on_delete is not None:
+                raise TypeError('on_delete is for a column that references a table')
+            return
+        if self.kind.name != 'int':
+            raise TypeError('a column that references a table holds its ids: Column(int, references=...)')
+        if not isinstance(references, str) and not hasattr(references, 'sql'):
+            raise TypeError(f'references should be a table name or a Table, not {references!r}')
+        self.on_delete = on_delete = 'restrict' if on_delete is None else on_delete
+        if on_delete not in ON_DELETE:
+            raise TypeError(f'on_delete should be one of {", ".join(map(repr, ON_DELETE))}, not {on_delete!r}')
+        if on_delete == 'set null' and not self.nullable:
+            raise TypeError("on_delete='set null' needs a column that may be null (not required, no default)")
+        if choices is not None:
+            raise TypeError('a column that references a table has no choices: the rows of that table are')
+        self.index = True  # a delete of a row it refers to finds the rows that refer to it
 
     @property
     def nullable(self):

@@ -12,6 +12,7 @@ applies only to that version, else it is a 409.
 import logging
 import re
 import sys
+import weakref
 
 import sqlalchemy as sa
 import gevent.lock
@@ -21,7 +22,7 @@ from apiphant.request import Request
 from apiphant.crud import aggregates, fields, query, schema, storage
 from apiphant.crud.budget import Budget
 from apiphant.crud.integrity import violations
-from apiphant.crud.columns import Column, constraint_name
+from apiphant.crud.columns import ON_DELETE, Column, constraint_name
 
 __all__ = ['Table', 'ACTIONS', 'OPTIONAL_ACTIONS']
 
@@ -36,15 +37,18 @@ _OPTIONS = {'actions': ACTIONS, 'query_fields': None, 'sort_fields': None, 'grou
             'stats_fields': None, 'page_size': 20, 'max_page_size': 100, 'sort_by': 'id',
             'limits': query.Limits(), 'max_answer_text': 8 * 2 ** 20, 'unique': (), 'indexes': ()}
 
+MAX_EXPAND_DEPTH = 2  # 'project.owner': a reference of a referenced row, no deeper
+_TABLES = {}  # product: the tables declared in it, for references by name
+
 _SCOPE_LIMITS = query.Limits()  # a scope is the product's code: the default bounds, not the table's
 
 _DOCS = {
     'create': 'Create a row of {table}: {{fields}} -> the stored row, with its id and version.',
-    'read': 'Read a row of {table}: {{"id"}} -> the row; 404 when there is none.',
+    'read': 'Read a row of {table}: {{"id", "expand"?}} -> the row; 404 when there is none.',
     'update': 'Update fields of a row of {table}: {{"id", "version"?, fields}} -> the updated row; '
               '409 when the version is stale.',
     'delete': 'Delete a row of {table}: {{"id", "version"?}} -> {{}}; 404 when there is none.',
-    'list': 'List rows of {table}: {{"where", "sort_by", "page", "page_size"}} -> '
+    'list': 'List rows of {table}: {{"where", "sort_by", "page", "page_size", "expand"?}} -> '
             '{{"meta": {{"page", "page_size", "total_objects", "has_more"}}, "data": [rows]}}.',
     'group': 'Count rows of {table} by the values of a field: {{"field", "where"}} -> '
              '{{"data": [{{"value", "count"}}]}}, most frequent first.',
@@ -74,6 +78,13 @@ class Table:
     - ``unique``: sets of columns no two rows share, ``[('owner',
       'name')]`` (one column: ``Column(unique=True)``); ``indexes``: sets
       of columns to index together, ``[('project', 'due')]``.
+
+    A column that ``references`` a table (see ``Column``) can be named in
+    the ``expand`` of read and list: ``{"id": 3, "expand": ["project",
+    "project.owner"]}`` answers the referenced row (its visible columns,
+    within the target table's scopes; null when outside them) in place of
+    its id, at most ``MAX_EXPAND_DEPTH`` levels deep, with one query per
+    named field for the whole page.
 
     Inside ``transaction()``, the rows ``read``, ``list`` and ``sample``
     answer are locked until it ends (``SELECT ... FOR UPDATE`` in
@@ -141,6 +152,12 @@ class Table:
         self._constraints.update({tuple(f'{name}.{n}' for n in names): names for names in self.uniques})
         self._constraints.update({constraint_name('ck', name, (n,)): (n,) for n, column in self.columns.items()
                                   if column.choices is not None})
+        # References: resolved (by name, across the product) when the table is first prepared.
+        self.references = {n: column for n, column in self.columns.items() if column.references is not None}
+        self._constraints.update({constraint_name('fk', name, (n,)): (n,) for n in self.references})
+        self._referrers = []  # (table, column) that reference this table, once linked
+        self._linked = not self.references
+        _TABLES.setdefault(self.product, weakref.WeakSet()).add(self)
         visible = [n for n, column in self.columns.items() if not column.hidden]
         numbers = [n for n in visible if self.columns[n].kind.name in ('int', 'float')]
         self.query_fields = self._allowed('query_fields', options['query_fields'], ['id', *visible])
@@ -169,6 +186,8 @@ class Table:
         # An update or a delete is a pair: (any version, the given version).
         key, version = sa.bindparam('_key'), sa.bindparam('_version')
         self._sql_read = sa.select(*self.visible).where(c.id == key)
+        self._sql_expand = sa.select(*self.visible).where(c.id.in_(sa.bindparam('_keys', expanding=True)))
+        self._sql_exists = sa.select(c.id).where(c.id.in_(sa.bindparam('_keys', expanding=True)))
         self._sql_read_locked = self._sql_read.with_for_update()
         self._sql_current = sa.select(*c).where(c.id == key)
         self._sql_locked = self._sql_current.with_for_update()
@@ -288,6 +307,13 @@ class Table:
     def prepare(self):
         """Create the table, or add its new columns, once per process; returns the database."""
         if not self._prepared:
+            link(self.product)
+            for column in self.references.values():  # PostgreSQL refers only to a table that exists
+                if column.target is not self:
+                    if column.target.database is not self.database:
+                        raise schema.SchemaError(f'{self.name}.{column.name} references {column.target.name}, '
+                                                 f'which is in another database')
+                    column.target.prepare()
             # Bounded: while the database is unreachable, requests must not
             # queue here one connect timeout after another; those that waited
             # for an attempt that failed fail with it.
@@ -307,6 +333,40 @@ class Table:
             finally:
                 self._prepare_lock.release()
         return self._database
+
+    def _link(self):
+        """Resolve the tables the references name, and give the SQL table its foreign keys."""
+        named = {}
+        for table in list(_TABLES.get(self.product, ())):
+            named.setdefault(table.name, set()).add(table)
+        for name, column in self.references.items():
+            target = column.references
+            if isinstance(target, str):
+                found = {self} if target == self.name else named.get(target, set())
+                if len(found) != 1:
+                    raise schema.SchemaError(
+                        f'{self.name}.{name} references {target!r}, but the product {self.product} declares '
+                        + ('no table of that name' if not found else f'{len(found)} tables of that name; '
+                           f'give the Table itself: references=<the table>'))
+                target, = found
+            elif not isinstance(target, Table):
+                raise schema.SchemaError(f'{self.name}.{name} references {target!r}, which is not a Table')
+            column.target = target
+            self.sql.append_constraint(sa.ForeignKeyConstraint(
+                [self.sql.c[name]], [target.sql.c.id], name=constraint_name('fk', self.name, (name,)),
+                ondelete=ON_DELETE[column.on_delete]))
+            target._referrers.append((self, column))
+        self._linked = True
+
+    def _expandable(self, depth=MAX_EXPAND_DEPTH):
+        """The paths ``expand`` may name: visible references, and theirs, to ``depth`` levels."""
+        paths = []
+        for name, column in self.references.items():
+            if not column.hidden:
+                paths.append(name)
+                if depth > 1:
+                    paths += [f'{name}.{path}' for path in column.target._expandable(depth - 1)]
+        return tuple(paths)
 
     def apiphant_actions(self):
         """``{name: function}`` of the generated actions, for routing."""
@@ -342,39 +402,46 @@ class Table:
                 if column.required:
                     raise Missing(name)
                 values[name] = column.initial()
-        with violations(self), self.prepare().transaction() as connection:
+        with violations(self, values), self.prepare().transaction() as connection:
             self._run_hooks('before_create', values)
-            stored = connection.execute(self._sql_insert, {**self._checked(values), 'version': 1}).one()
+            checked = self._checked(values)
+            self._check_targets(connection, checked, request)
+            stored = connection.execute(self._sql_insert, {**checked, 'version': 1}).one()
             row = self._row(stored)
             self._run_hooks('after_create', row)
         return self._answer(row)
 
     def read(self, request):
-        fields.only(request, ('id',))
+        fields.only(request, ('id', 'expand'))
         key = fields.row_id(request)
         scoped = self.scoped(request)
+        expand = self._expansion(request)
         with self.prepare().connect() as connection:
             statement = self._sql_read_locked if storage.locks_rows(connection) else self._sql_read
             if scoped is not None:
                 statement = statement.where(scoped)
             stored = connection.execute(statement, {'_key': key}).first()
-        if stored is None:
-            raise NotFound()
-        return self._row(stored)
+            if stored is None:
+                raise NotFound()
+            row = self._row(stored)
+            if expand:
+                self._expand(connection, [row], expand, request)
+        return row
 
     def update(self, request):
         key = fields.row_id(request)
         version = fields.row_version(request)
         changes = Request(self._changes(request, ('id', 'version')))
         scoped = self.scoped(request)
-        with violations(self), self.prepare().transaction() as connection:
+        with violations(self, changes), self.prepare().transaction() as connection:
             current = None
             if self._hooks['before_update'] or not changes:
                 current = self._current(connection, key, version, scoped)
                 self._run_hooks('before_update', changes, current)
             if changes:
-                row = self._change(connection, self._sql_update, key, version,
-                                   {'_key': key, **self._checked(changes)}, scoped)
+                checked = self._checked(changes)
+                self._check_targets(connection, checked, request)
+                row = self._change(connection, self._sql_update, key, version, {'_key': key, **checked}, scoped)
             else:
                 row = current
             self._run_hooks('after_update', row)
@@ -385,11 +452,15 @@ class Table:
         key = fields.row_id(request)
         version = fields.row_version(request)
         scoped = self.scoped(request)
-        with self.prepare().transaction() as connection:
-            if self._hooks['before_delete']:
-                self._run_hooks('before_delete', self._current(connection, key, version, scoped))
-            row = self._change(connection, self._sql_delete, key, version, {'_key': key}, scoped)
-            self._run_hooks('after_delete', row)
+        try:
+            with self.prepare().transaction() as connection:
+                if self._hooks['before_delete']:
+                    self._run_hooks('before_delete', self._current(connection, key, version, scoped))
+                self._unrefer(connection, key)
+                row = self._change(connection, self._sql_delete, key, version, {'_key': key}, scoped)
+                self._run_hooks('after_delete', row)
+        except sa.exc.IntegrityError as error:  # rows refer to it (on_delete restrict)
+            raise self._referred(key, error.orig) from None
         return {}
 
     def _change(self, connection, statements, key, version, parameters, scoped):
@@ -407,8 +478,9 @@ class Table:
         return self._row(stored)
 
     def list(self, request):
-        fields.only(request, ('where', 'sort_by', 'page', 'page_size'))
+        fields.only(request, ('where', 'sort_by', 'page', 'page_size', 'expand'))
         where = self.where(request)
+        expand = self._expansion(request)
         order = (self._default_sort if request.get('sort_by') is None else
                  query.order_by(request['sort_by'], self._sort_columns, self.sql.c.id, self.limits))
         page, page_size = query.paging(request, self.page_size, self.max_page_size)
@@ -430,11 +502,14 @@ class Table:
                 if storage.locks_rows(connection):
                     statement = statement.with_for_update()
                 rows = connection.execute(statement).all()
-        self.budget.check_rows(rows, self.text_places)
-        names = self._visible_names
+            self.budget.check_rows(rows, self.text_places)
+            names = self._visible_names
+            rows = [Request(zip(names, row)) for row in rows]
+            if expand and rows:
+                self._expand(connection, rows, expand, request)
         return {'meta': {'page': page, 'page_size': page_size, 'total_objects': total,
                          'has_more': page * page_size < total},
-                'data': [Request(zip(names, row)) for row in rows]}
+                'data': rows}
 
     def where(self, request):
         """The condition of ``request['where']`` on this table's
@@ -445,6 +520,109 @@ class Table:
         if scoped is None or condition is None:
             return scoped if condition is None else condition
         return sa.and_(condition, scoped)
+
+    # References
+
+    def _check_targets(self, connection, values, request):
+        """Invalid on a reference whose row the target table's scopes hide
+        from this request (the database's foreign key refuses an id with no
+        row at all, race-free)."""
+        for name, column in self.references.items():
+            value = values.get(name)
+            scoped = column.target.scoped(request) if value is not None else None
+            if scoped is not None and connection.execute(column.target._sql_exists.where(scoped),
+                                                          {'_keys': [value]}).first() is None:
+                raise Invalid(name, f'no row of {column.target.name} has this id')
+
+    def _dangling(self, values):
+        """The references among ``values`` whose id has no row: what a
+        failed foreign key was about, which SQLite's report does not say."""
+        dangling = []
+        with self.database.connect() as connection:
+            for name, column in self.references.items():
+                value = values.get(name)
+                if type(value) is int and connection.execute(column.target._sql_exists,
+                                                              {'_keys': [value]}).first() is None:
+                    dangling.append(name)
+        return tuple(dangling)
+
+    def _unrefer(self, connection, key):
+        """Before the row ``key`` is deleted: null the references of
+        ``on_delete='set null'`` to it, as a change of those rows (their
+        version grows), which the database's own SET NULL would not be."""
+        for table, column in self._referrers:
+            if column.on_delete == 'set null':
+                c = table.sql.c
+                connection.execute(sa.update(table.sql).where(c[column.name] == key)
+                                   .values({column.name: None, 'version': c.version + 1}))
+
+    def _referred(self, key, error):
+        """The 409 of a delete that foreign keys refuse, naming what refers to the row."""
+        constraint = getattr(getattr(error, 'diag', None), 'constraint_name', None)
+        candidates = [(table, column) for tables in list(_TABLES.values()) for table in list(tables)
+                      for column in table.references.values() if column.on_delete == 'restrict']
+        found = None
+        if constraint is not None:  # PostgreSQL names it
+            found = next(((table, column) for table, column in candidates
+                          if constraint_name('fk', table.name, (column.name,)) == constraint), None)
+        else:  # SQLite does not: a row that refers to this one directly, if any
+            with self.database.connect() as connection:
+                for table, column in self._referrers:
+                    if column.on_delete == 'restrict' and connection.execute(
+                            sa.select(table.sql.c.id).where(table.sql.c[column.name] == key).limit(1)).first():
+                        found = table, column
+                        break
+        if found is None:
+            explain = 'rows of other tables refer to this row, or to a row its deletion would delete'
+        else:
+            table, column = found
+            explain = (f'rows of {table.name} refer to this row by their {column.name}'
+                       if column.target is self else
+                       f'rows of {table.name} refer by their {column.name} to a row of {column.target.name} '
+                       f'that deleting this row would delete')
+            explain += f' (on_delete restrict): delete them, or change their {column.name}, first'
+        return Conflict(Request(field='id', state='referred', explain=explain))
+
+    def _expansion(self, request):
+        """The ``expand`` of a read or list as a tree, ``{'project': {'owner': {}}}``."""
+        paths = request.get('expand')
+        if paths is None:
+            return {}
+        if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+            raise Invalid('expand', 'should be a list of the names of references, e.g. ["project"]')
+        link(self.product)
+        allowed = self._expandable()
+        tree = {}
+        for path in paths:
+            if path not in allowed:
+                raise Invalid('expand', f'{path[:100]!r} is not a reference of {self.name} that expand may name; '
+                                        + (f'these are: {", ".join(allowed)}' if allowed else 'it has none'))
+            node = tree
+            for part in path.split('.'):
+                node = node.setdefault(part, {})
+        return tree
+
+    def _expand(self, connection, rows, tree, request):
+        """Put in ``rows``, in place of each id ``tree`` names, the row it
+        refers to (null when the target's scopes hide it): one query per
+        field for all the rows."""
+        for name, subtree in tree.items():
+            target = self.columns[name].target
+            keys = sorted({row[name] for row in rows if row[name] is not None})
+            found = {}
+            if keys:
+                statement = target._sql_expand
+                scoped = target.scoped(request)
+                if scoped is not None:
+                    statement = statement.where(scoped)
+                stored = connection.execute(statement, {'_keys': keys}).all()
+                target.budget.check_rows(stored, target.text_places)
+                found = {row[0]: Request(zip(target._visible_names, row)) for row in stored}
+                if subtree and found:
+                    target._expand(connection, list(found.values()), subtree, request)
+            for row in rows:
+                if row[name] is not None:
+                    row[name] = found.get(row[name])
 
     # Opt-in actions, in their own module
 
@@ -508,3 +686,29 @@ class Table:
         for name in self._hidden:
             row.pop(name, None)
         return row
+
+    # The hot paths of read and create (storage.read_key, storage.insert)
+
+def link(product):
+    """Resolve the references of the tables of ``product`` (each once);
+    SchemaError when a name finds no table, or references form a cycle (a
+    table may refer to itself)."""
+    tables = list(_TABLES.get(product, ()))
+    for table in tables:
+        if not table._linked:
+            table._link()
+    for table in tables:
+        _acyclic(table, ())
+
+
+def _acyclic(table, path):
+    for column in table.references.values():
+        target = column.target
+        if target is table:
+            continue
+        if target in path:
+            raise schema.SchemaError('references form a cycle: ' + ' -> '.join(
+                t.name for t in (*path, table, target)) + '; only a table may refer to itself')
+        if not target._linked:
+            target._link()
+        _acyclic(target, (*path, table))
