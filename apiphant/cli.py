@@ -23,7 +23,9 @@ from apiphant.workers import worker_fds
 __all__ = ['main', 'parse_address']
 
 USAGE = ('apiphant PRODUCT HOST:PORT [options]\n       apiphant PRODUCT --routes\n       apiphant PRODUCT --openapi\n'
-         '       apiphant new NAME [DIR]\n       apiphant upgrade [DIR]')
+         '       apiphant new NAME [DIR]\n       apiphant upgrade [DIR]\n'
+         '       apiphant users PRODUCT add|list|disable|enable|set-password|roles ...\n'
+         '       apiphant keys PRODUCT add|list|revoke ...')
 
 
 def parse_address(text):
@@ -66,6 +68,9 @@ def main(argv=None):
     if argv[:1] == ['upgrade']:
         from apiphant.scaffold import upgrade
         return upgrade(argv[1:])
+    if argv[:1] in (['users'], ['keys']):
+        from apiphant.auth.cli import main as manage
+        return manage(argv[0], argv[1:])
     args_parser = parser()
     args = args_parser.parse_args(argv)
     configure_logging(args.log_level, args.log_format)
