@@ -48,9 +48,15 @@ _NO = object()  # a value that has no JSON form
 _BUILT_IN_MEDIA = {'/metrics': 'text/plain', '/docs': 'text/html', '/api/openapi.json': 'application/json',
                    '/api/client.js': 'text/javascript'}
 
+_HEADERS = {'Retry-After': 'seconds to wait',
+            'WWW-Authenticate': 'Bearer realm="api", and error="invalid_token" when a token was sent and refused'}
+_HEADER_SCHEMAS = {'Retry-After': {'type': 'integer', 'minimum': 0}, 'WWW-Authenticate': {'type': 'string'}}
 _RESPONSES = {  # status: (component name, description, headers)
     400: ('BadRequest', 'The body is not a JSON object within the limits, or a field is missing or invalid '
                         '(a FieldError says which).', ()),
+    401: ('Unauthorized', 'No bearer token where one is needed, or a token that is not valid (WWW-Authenticate '
+                          'says which).', ('WWW-Authenticate',)),
+    403: ('Forbidden', 'The caller does not have a role the action needs.', ()),
     404: ('NotFound', 'Not found.', ()),
     409: ('Conflict', 'Conflict: for a row, its version is stale.', ()),
     413: ('PayloadTooLarge', 'The body is larger than max_body_size.', ()),
@@ -90,8 +96,17 @@ class _Builder:
                      'description': inspect.getdoc(module) or f'The JSON API of {self.package}.'},
             'tags': [{'name': name, 'description': text} for name, text in self.tags.items()],
             'paths': paths,
-            'components': {'schemas': self.schemas, 'responses': self.responses},
+            'components': {'schemas': self.schemas, 'responses': self.responses, **self.security_schemes()},
         }
+
+    def security_schemes(self):
+        gate = self.application.gate
+        if gate is None:
+            return {}
+        sources = ', '.join(type(source).__name__ for source in gate.sources)
+        return {'securitySchemes': {'bearer': {
+            'type': 'http', 'scheme': 'bearer',
+            'description': f'Authorization: Bearer TOKEN, a token of {sources} (apiphant.auth).'}}}
 
     # One operation
 
@@ -122,6 +137,11 @@ class _Builder:
             responses['default'] = {'description': 'An error the action raises.',
                                     'content': _json({'$ref': _REF + 'Error'})}
         operation['responses'] = responses
+        if self.application.gate is not None and route.version:
+            access = route.access
+            operation['security'] = [{'bearer': []}] if access.authenticated else [{}, {'bearer': []}]
+            operation['x-apiphant-access'] = str(access)
+            operation['description'] = (operation.get('description', operation['summary']) + f'\n\nAccess: {access}.')
         return operation
 
     def statuses(self, route, method, raised):
@@ -133,6 +153,10 @@ class _Builder:
             statuses.add(400)
             if self.application.require_json:
                 statuses.add(415)
+        if route.version and self.application.gate is not None:
+            statuses.add(401)  # a bad token is refused wherever it is sent
+            if route.access.roles is not None:
+                statuses.add(403)
         if route.version:  # /health, /metrics ... are never held back
             if self.application.max_in_flight != float('inf'):
                 statuses.add(503)
@@ -148,8 +172,7 @@ class _Builder:
             self.responses[name] = {'description': text, 'content': _json({'$ref': _REF + 'Error'})}
             if headers:
                 self.responses[name]['headers'] = {
-                    header: {'description': 'seconds to wait', 'schema': {'type': 'integer', 'minimum': 0}}
-                    for header in headers}
+                    header: {'description': _HEADERS[header], 'schema': _HEADER_SCHEMAS[header]} for header in headers}
         return {'$ref': f'#/components/responses/{name}'}
 
     def raw(self, route, method):

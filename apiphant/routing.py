@@ -175,7 +175,8 @@ def _collect(module, version, target, routes):
             methods=marks.get('methods', ('POST',)) if raw else ('POST',), provider=marks.get('provider'),
             rate_limit=marks.get('rate_limit'), access=marks.get('access'))
         found += 1
-    if not found and not hasattr(module, '__path__'):
+    if not found and not hasattr(module, '__path__') and not any(
+            hasattr(type(value), 'apiphant_authenticate') for value in vars(module).values()):
         log.warning('%s defines no action: looked for %s or @action functions',
                     module.__name__, ', '.join(CONVENTIONAL))
 

@@ -193,3 +193,21 @@ def test_a_product_without_identity_source_is_open_and_says_so(proto):
 def _env():
     import os
     return {k: v for k, v in os.environ.items() if not k.startswith('APIPHANT_')}
+
+
+def test_the_api_description_says_who_may_call_each_operation():
+    from openapi_spec_validator import validate
+    printed = subprocess.run([sys.executable, '-m', 'apiphant', str(PRODUCTS / 'guarded'), '--openapi'],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    document = json.loads(printed)
+    validate(document)
+    assert document['components']['securitySchemes']['bearer']['scheme'] == 'bearer'
+    paths = document['paths']
+    purge = paths['/api/v0/admin/purge']['post']
+    assert purge['security'] == [{'bearer': []}] and purge['x-apiphant-access'] == 'role admin'
+    assert {'401', '403'} <= set(purge['responses'])
+    me = paths['/api/v0/me/read']['post']
+    assert me['security'] == [{'bearer': []}] and '403' not in me['responses'] and '401' in me['responses']
+    public = paths['/api/v0/public/status/read']['post']
+    assert public['security'] == [{}, {'bearer': []}]  # a token is optional
+    assert 'security' not in paths['/health']['get']

@@ -22,6 +22,7 @@ from apiphant.request import Request
 from apiphant.crud import aggregates, fields, query, schema, storage
 from apiphant.crud.budget import Budget
 from apiphant.crud.integrity import violations
+from apiphant.crud.rules import Rules
 from apiphant.crud.columns import ON_DELETE, Column, constraint_name
 
 __all__ = ['Table', 'ACTIONS', 'OPTIONAL_ACTIONS']
@@ -35,7 +36,8 @@ HOOKS = ('before_create', 'after_create', 'before_update', 'after_update', 'befo
 _NAME = re.compile(r'[a-z][a-z0-9_]{0,62}\Z')
 _OPTIONS = {'actions': ACTIONS, 'query_fields': None, 'sort_fields': None, 'group_fields': None,
             'stats_fields': None, 'page_size': 20, 'max_page_size': 100, 'sort_by': 'id',
-            'limits': query.Limits(), 'max_answer_text': 8 * 2 ** 20, 'unique': (), 'indexes': ()}
+            'limits': query.Limits(), 'max_answer_text': 8 * 2 ** 20, 'unique': (), 'indexes': (),
+            'access': None, 'rules': None, 'owner': None, 'bypass': ('admin',)}
 
 MAX_EXPAND_DEPTH = 2  # 'project.owner': a reference of a referenced row, no deeper
 _TABLES = {}  # product: the tables declared in it, for references by name
@@ -198,6 +200,8 @@ class Table:
         self._sql_delete = (delete.where(c.id == key), delete.where(c.id == key, c.version == version))
         self._hooks = {hook: [] for hook in HOOKS}
         self._scopes = []
+        self.rules = Rules(name, self.actions, self._scope_columns, access=options['access'],
+                           rules=options['rules'], owner=options['owner'], bypass=options['bypass'])
         self._prepared = False
         self._prepare_failures = 0
         self._prepare_lock = gevent.lock.Semaphore()
@@ -275,9 +279,11 @@ class Table:
         self._scopes.append(function)
         return function
 
-    def scoped(self, request):
-        """The condition of the scopes for ``request``, or None."""
-        clauses = []
+    def scoped(self, request, action='list'):
+        """The condition of the rules (for ``action``: list, read, update,
+        delete) and of the scopes for ``request``, or None."""
+        rule = self.rules.condition(action) if self.rules.active else None
+        clauses = [] if rule is None else [rule]
         for function in self._scopes:
             where = function(request)
             if where is None:
@@ -391,6 +397,8 @@ class Table:
         action.__name__ = action.__qualname__ = name
         action.__module__ = self.module
         action.__doc__ = _DOCS[name].format(table=self.name)
+        if name in self.rules.access:
+            action.__apiphant_action__ = {'access': self.rules.access[name]}
         return action
 
     # The actions, callable from a product's own code too
@@ -402,19 +410,24 @@ class Table:
                 if column.required:
                     raise Missing(name)
                 values[name] = column.initial()
+        self.rules.stamp(values)
+        creating = self.rules.creating()
         with violations(self, values), self.prepare().transaction() as connection:
             self._run_hooks('before_create', values)
             checked = self._checked(values)
             self._check_targets(connection, checked, request)
             stored = connection.execute(self._sql_insert, {**checked, 'version': 1}).one()
             row = self._row(stored)
+            if creating is not None and connection.execute(
+                    self._sql_exists.where(creating), {'_keys': [row.id]}).first() is None:
+                raise Invalid('rules', f'the row does not match the create rule of {self.name}')  # rolls back
             self._run_hooks('after_create', row)
         return self._answer(row)
 
     def read(self, request):
         fields.only(request, ('id', 'expand'))
         key = fields.row_id(request)
-        scoped = self.scoped(request)
+        scoped = self.scoped(request, 'read')
         expand = self._expansion(request)
         with self.prepare().connect() as connection:
             statement = self._sql_read_locked if storage.locks_rows(connection) else self._sql_read
@@ -432,7 +445,7 @@ class Table:
         key = fields.row_id(request)
         version = fields.row_version(request)
         changes = Request(self._changes(request, ('id', 'version')))
-        scoped = self.scoped(request)
+        scoped = self.scoped(request, 'update')
         with violations(self, changes), self.prepare().transaction() as connection:
             current = None
             if self._hooks['before_update'] or not changes:
@@ -451,7 +464,7 @@ class Table:
         fields.only(request, ('id', 'version'))
         key = fields.row_id(request)
         version = fields.row_version(request)
-        scoped = self.scoped(request)
+        scoped = self.scoped(request, 'delete')
         try:
             with self.prepare().transaction() as connection:
                 if self._hooks['before_delete']:
