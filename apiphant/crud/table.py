@@ -603,8 +603,10 @@ class Table:
             return {}
         if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
             raise Invalid('expand', 'should be a list of the names of references, e.g. ["project"]')
-        link(self.product)
-        allowed = self._expandable()
+        allowed = self.__dict__.get('_expand_paths')
+        if allowed is None:  # once: the references are linked for good
+            link(self.product)
+            allowed = self._expand_paths = self._expandable()
         tree = {}
         for path in paths:
             if path not in allowed:
