@@ -297,3 +297,57 @@ def test_a_sqlite_copy_of_a_table_others_refer_to_stops_start_up_with_the_script
         field_error(post(server, 'projects/create', {'name': None}), 'name')
         assert ok(server, 'projects/create', {'name': 'q'})['id'] == project['id'] + 1
     assert ('project', 'projects', 'RESTRICT') in foreign_keys(database, 'tasks')
+
+
+# Declarations refused (in this process, no database)
+
+def declare(product, code):
+    """Run ``code`` as a module of ``product``, which links its tables."""
+    from apiphant.crud.table import link
+    namespace = {'__name__': f'{product}.api.v0.things'}
+    exec('from apiphant.crud import Column, Table\n' + code, namespace)
+    link(product)
+    return namespace
+
+
+@pytest.mark.parametrize('code, words', [
+    ("a = Table('a', b=Column(int, references='b'))", r"a\.b references 'b', but the product p1 declares no table "
+                                                      "of that name"),
+    ("a = Table('a', b=Column(int, references='b'))\nb = Table('b', a=Column(int, references='a'))",
+     'references form a cycle: (a -> b -> a|b -> a -> b); only a table may refer to itself'),
+    ("a = Table('a', x=Column(int, references='a'))\nb = Table('a', y=Column(int))\n"
+     "c = Table('c', a=Column(int, references='a'))", "declares 2 tables of that name; give the Table itself"),
+])
+def test_references_that_cannot_be_linked_stop_start_up(code, words):
+    from apiphant.crud import SchemaError
+    from apiphant.crud.table import _TABLES
+    try:
+        with pytest.raises(SchemaError, match=words):
+            declare('p1', code)
+    finally:
+        _TABLES.pop('p1', None)
+
+
+def test_a_table_may_refer_to_itself_and_to_a_table_object():
+    found = declare('p2', "a = Table('a', parent=Column(int, references='a', on_delete='cascade'))\n"
+                          "b = Table('b', a=Column(int, references=a, on_delete='set null'))")
+    a, b = found['a'], found['b']
+    assert (a.columns['parent'].target, b.columns['a'].target) == (a, a)
+    assert a._expandable() == ('parent', 'parent.parent') and b._expandable() == ('a', 'a.parent')
+    assert sorted((table.name, column.name) for table, column in a._referrers) == [('a', 'parent'), ('b', 'a')]
+
+
+@pytest.mark.parametrize('arguments, words', [
+    (dict(kind=str, references='a'), 'holds its ids: Column(int, references=...)'),
+    (dict(kind=int, references='a', on_delete='nothing'), "on_delete should be one of 'restrict', 'cascade', "
+                                                          "'set null'"),
+    (dict(kind=int, references='a', on_delete='set null', required=True), 'may be null'),
+    (dict(kind=int, references='a', on_delete='set null', default=1), 'may be null'),
+    (dict(kind=int, on_delete='cascade'), 'on_delete is for a column that references a table'),
+    (dict(kind=int, references=5), 'references should be a table name or a Table'),
+])
+def test_bad_references_are_refused_where_declared(arguments, words):
+    from apiphant.crud import Column
+    kind = arguments.pop('kind')
+    with pytest.raises(TypeError, match=words.replace('(', r'\(').replace(')', r'\)').replace('.', r'\.')):
+        Column(kind, **arguments)
