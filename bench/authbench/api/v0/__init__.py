@@ -1,0 +1,1 @@
+"""Version 0: echo (authenticated, the default once a source is declared) and open/echo (anyone)."""

@@ -1,0 +1,1 @@
+"""Actions anyone may call (each module says ACCESS = ANYONE)."""
