@@ -34,7 +34,16 @@ _CLIENT_ID = re.compile(r'[\w.:@/+=-]{1,128}', re.ASCII).fullmatch
 
 
 def health(environ):
-    """Readiness: answers once start-up is complete, for load balancers and reload scripts."""
+    """Readiness: answers once start-up is complete, for load balancers and
+    reload scripts; 503 ``{"ok": false, "database": "unavailable"}`` while a
+    database of the product does not answer (checked at most once a second)."""
+    import sys
+    storage = sys.modules.get('apiphant.crud.storage')  # a product without tables loads no SQLAlchemy
+    if storage is not None and not storage.healthy():
+        from apiphant.errors import ServiceUnavailable
+        unavailable = ServiceUnavailable(True, retry_after=1)
+        unavailable.to_dict = lambda: {'ok': False, 'database': 'unavailable'}
+        raise unavailable
     return {'ok': True}
 
 

@@ -76,7 +76,8 @@ from apiphant.errors import ServiceUnavailable
 from apiphant.product import ProductError
 from apiphant.crud import settings as handed_settings
 
-__all__ = ['Database', 'database', 'database_url', 'parse_url', 'require_psycopg', 'locks_rows', 'RETRY_AFTER', 'PSYCOPG_FLOOR']
+__all__ = ['Database', 'database', 'database_url', 'parse_url', 'require_psycopg', 'locks_rows', 'healthy',
+           'RETRY_AFTER', 'PSYCOPG_FLOOR']
 
 log = logging.getLogger('apiphant.crud')
 
@@ -146,6 +147,11 @@ def database(product=None):
                                                connect_timeout=settings['database_connect_timeout'])
         _named[named] = found
     return found
+
+
+def healthy():
+    """Whether every database this process made answers (``Database.healthy``)."""
+    return all([found.healthy() for found in list(_databases.values())])
 
 
 def locks_rows(connection):
@@ -515,7 +521,7 @@ class Database:
 
     def _select_1(self):
         if self.dialect == 'sqlite':  # a new connection, which would not create the file; not the pool's threads
-            return gevent.get_hub().threadpool.apply(_sqlite_select_1, (self.url.database,)) == 1
+            return sqlite._raising(gevent.get_hub().threadpool.apply)(_sqlite_select_1, (self.url.database,)) == 1
         connection = getattr(self, '_health_connection', None)
         if connection is None or connection.closed:  # of its own: a full pool is no sign of a database down
             dialect = self.engine.dialect
