@@ -6,7 +6,7 @@
 #
 # It installs what it needs with apt, a system user, the product under
 # /opt/myproduct with its virtualenv (apiphant from the wheel in
-# deploy/wheels/), a secret key in /etc/myproduct/secrets.env (made once,
+# deploy/wheels/), the key that signs access tokens in /etc/myproduct/secrets.env (made once,
 # never rewritten, root's alone), and the supervisor, nginx and logrotate
 # configs; starts or reloads supervisor and nginx; and ends with
 # quick-test.sh. Run it again after a change: it changes only what changed
@@ -184,13 +184,15 @@ fi
 
 # --- Secrets ----------------------------------------------------------------
 
-# Made once with a random key for tokens, then only ever read: neither
-# rewritten here nor removed but by uninstall.sh. It lives outside the product
-# directory (and so outside git); the operator adds what else is secret
-# (APIPHANT_DATABASE_URL with a password). as-product.sh reads it as root.
+# Made once with a random key that signs access tokens (APIPHANT_AUTH_KEYS,
+# kid k1), then only ever read: neither rewritten here nor removed but by
+# uninstall.sh (a file made before apiphant.auth gets the key added once).
+# It lives outside the product directory (and so outside git); the operator
+# adds what else is secret (APIPHANT_DATABASE_URL with a password).
+# as-product.sh reads it as root.
 step "secrets: $SECRETS_FILE"
 if [[ ! -e $SECRETS_FILE ]]; then
-    if ! dry "create $SECRETS_FILE (root's, mode 0600) with a random APIPHANT_SECRET_KEY"; then
+    if ! dry "create $SECRETS_FILE (root's, mode 0600) with a random APIPHANT_AUTH_KEYS"; then
         install -d -m 0700 -o root -g root "$SECRETS_DIR"
         # The key goes from od through a variable into printf (a builtin):
         # it is never an argument of a command that ps could show.
@@ -200,13 +202,16 @@ if [[ ! -e $SECRETS_FILE ]]; then
             printf '# Secrets of %s, read by %s/deploy/as-product.sh into the environment of\n' \
                 "$PRODUCT" "$PRODUCT_DIR"
             printf '# its programs. NAME=value lines; made once by deploy.sh, never rewritten.\n'
-            printf 'APIPHANT_SECRET_KEY=%s\n' "$key"
+            printf '# APIPHANT_AUTH_KEYS signs access tokens; to roll it, put a new KID:SECRET first\n'
+            printf '# and drop the old pair once its tokens have expired (15 minutes).\n'
+            printf 'APIPHANT_AUTH_KEYS=k1:%s\n' "$key"
         ) >"$SECRETS_FILE.new"
         unset key
         chown root:root "$SECRETS_FILE.new"
         chmod 0600 "$SECRETS_FILE.new"
         mv "$SECRETS_FILE.new" "$SECRETS_FILE"
-        note "created with a random APIPHANT_SECRET_KEY"
+        note "created with a random APIPHANT_AUTH_KEYS"
+        created=1
         pending_restart
     fi
 elif [[ $(stat -c '%a %U %G' "$SECRETS_FILE") != '600 root root' ||
@@ -217,7 +222,16 @@ elif [[ $(stat -c '%a %U %G' "$SECRETS_FILE") != '600 root root' ||
         chmod 0600 "$SECRETS_FILE"
         note "made root's alone again (0600, in a 0700 directory)"
     }
-else
+fi
+if [[ -e $SECRETS_FILE ]] && ! grep -q '^APIPHANT_AUTH_KEYS=' "$SECRETS_FILE"; then
+    dry "add a random APIPHANT_AUTH_KEYS to $SECRETS_FILE" || {
+        key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+        printf 'APIPHANT_AUTH_KEYS=k1:%s\n' "$key" >>"$SECRETS_FILE"
+        unset key
+        note "added a random APIPHANT_AUTH_KEYS"
+        pending_restart
+    }
+elif [[ -e $SECRETS_FILE && -z ${created:-} ]]; then
     note "kept (root's alone, never rewritten)"
 fi
 

@@ -404,7 +404,7 @@ def test_dry_run_lists_everything_and_changes_nothing(product):
     output = result.stdout
     for would in ['would create the system user shop', 'would create /opt/shop/var',
                   'would copy shop to /opt/shop', 'would copy deploy to /opt/shop',
-                  'would create /etc/shop/secrets.env (root\'s, mode 0600) with a random APIPHANT_SECRET_KEY',
+                  'would create /etc/shop/secrets.env (root\'s, mode 0600) with a random APIPHANT_AUTH_KEYS',
                   'would create the virtualenv /opt/shop/venv',
                   f'would pip install {product}/deploy/wheels/apiphant-',
                   'would install /etc/supervisor/conf.d/shop.conf', 'would install /etc/nginx/sites-available/shop',

@@ -237,12 +237,12 @@ def test_deploy_https_crud_reload_kill_postgresql_uninstall(tmp_path):
         secrets_file = Path('/etc') / name / 'secrets.env'
         info = secrets_file.stat()
         assert (oct(info.st_mode & 0o777), info.st_uid, info.st_gid) == ('0o600', 0, 0)
-        key_value = re.search(r'(?m)^APIPHANT_SECRET_KEY=([0-9a-f]{64})$', secrets_file.read_text())[1]
+        key_value = re.search(r'(?m)^APIPHANT_AUTH_KEYS=k1:([0-9a-f]{64})$', secrets_file.read_text())[1]
         assert subprocess.run(['runuser', '-u', name, '--', 'cat', str(secrets_file)],
                               capture_output=True).returncode != 0
         pids = api_pids(name)
         for _, pid in pids:
-            assert f'APIPHANT_SECRET_KEY={key_value}'.encode() in Path(f'/proc/{pid}/environ').read_bytes().split(b'\0')
+            assert f'APIPHANT_AUTH_KEYS=k1:{key_value}'.encode() in Path(f'/proc/{pid}/environ').read_bytes().split(b'\0')
             assert Path(f'/proc/{pid}').stat().st_uid != 0
         for pid in filter(str.isdigit, os.listdir('/proc')):
             try:
