@@ -76,6 +76,8 @@ def main(command, argv):
     args = _parser(command).parse_args(argv)
     database_settings.configure(args)
     try:
+        # Asked first: a refusal comes before the product is imported, and a prompt before the database waits.
+        args.new_password = _password(args) if getattr(args, 'password_stdin', None) is not None else None
         source = _source(args.product, command)
         if command == 'users':
             return _users(source, args)
@@ -122,7 +124,7 @@ def _checked(source, password):
 
 def _users(accounts, args):
     if args.action == 'add':
-        password = _checked(accounts, _password(args))
+        password = _checked(accounts, args.new_password)
         user = accounts.add_user(args.name, password, args.roles or ())
         print(f"added user {user} {normal_login(args.name)}")
     elif args.action == 'list':
@@ -135,7 +137,7 @@ def _users(accounts, args):
         user = accounts.update_user(args.name, disabled=args.action == 'disable')
         print(f'{args.action}d user {user["id"]} {user["login"]}')
     elif args.action == 'set-password':
-        password = _checked(accounts, _password(args))
+        password = _checked(accounts, args.new_password)
         user = accounts.update_user(args.name, password=password)
         print(f'set the password of user {user["id"]} {user["login"]}; its refresh tokens are revoked')
     elif args.action == 'roles':
