@@ -138,8 +138,8 @@ class Accounts:
     of a refresh token, renewed by each refresh; ``tables`` (``'apiphant_'``):
     prefix of the table names; ``min_password`` (10) and ``max_password``
     (1024): lengths of a new password; ``hasher``: an argon2
-    ``PasswordHasher`` (its defaults); ``max_hashing`` (the CPUs): hashes
-    at once; ``hash_wait`` (5): seconds a login waits for its turn;
+    ``PasswordHasher`` (its defaults); ``max_hashing`` (the CPUs but one,
+    at least 1): hashes at once in this process; ``hash_wait`` (5): seconds a login waits for its turn;
     ``failures`` (5) and ``address_failures`` (20): failed logins per login
     name and per client address before each new one locks it;
     ``max_lock`` (900): the longest lock, in seconds.
@@ -156,7 +156,7 @@ class Accounts:
         self.access_minutes, self.refresh_days = access_minutes, refresh_days
         self.min_password, self.max_password = min_password, max_password
         self.hasher = hasher or PasswordHasher()
-        self.max_hashing = max_hashing or os.cpu_count() or 1
+        self.max_hashing = max_hashing or max(1, (os.cpu_count() or 2) - 1)  # a CPU left for the hub
         self.hash_wait = hash_wait
         self._slots = gevent.lock.BoundedSemaphore(self.max_hashing)
         self._dummy = None  # a hash no password matches, for unknown logins
