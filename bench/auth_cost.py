@@ -10,7 +10,8 @@ The same echo (examples/myproduct's code) in three places, compared in one run:
 
 First, in this process, the CPU of one echo through the front's parser and
 answer (no socket I/O), best of 7 interleaved runs, for those three, for
-``open`` with the token, and for ``token`` with the gate's cache emptied before
+``none`` with the token (parsed, unchecked: the header's own cost), for
+``open`` with the token (checked, not needed), and for ``token`` with the gate's cache emptied before
 each request (``uncached``: what a request costs when its token is verified);
 then the µs of one ``tokens.verify`` alone. With --profile, or when
 token/none is below the goal, a cProfile of the ``none`` and ``token`` loops.
@@ -34,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 import urllib.error
 import urllib.request
 
@@ -50,6 +52,7 @@ REQUEST = (b'POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/js
 # name: (product, path, sends the token, empties the gate's cache before each request)
 CASES = {
     'none': (server.EXAMPLE, ECHO, False, False),
+    'none, token': (server.EXAMPLE, ECHO, True, False),  # the header parsed, no gate: what parsing it costs
     'open': (AUTHBENCH, OPEN_ECHO, False, False),
     'open, token': (AUTHBENCH, OPEN_ECHO, True, False),
     'token': (AUTHBENCH, ECHO, True, False),
@@ -65,8 +68,9 @@ def mint(ring, minutes=60):
 
 def in_process(repeats=7, count=30_000, profile=False):
     """CPU µs of one echo fed to the front's parser and answered, by case;
-    µs of one tokens.verify; the profiles asked for."""
+    µs of one tokens.verify; ns of the parts of the cached path; the profiles asked for."""
     from apiphant.auth import tokens
+    from apiphant.current import enter, leave
     from apiphant.dispatch import app
     from apiphant.front import Connection, Front
 
@@ -124,6 +128,23 @@ def in_process(repeats=7, count=30_000, profile=False):
             tokens.verify(token, audience=AUDIENCE)
         verifies.append((time.process_time() - started) / (count // 10) * 1e6)
 
+    # The parts of the cached path, alone (timeit, best of `repeats`), in ns.
+    application = applications[AUTHBENCH]
+    header = b'Bearer ' + token.encode()
+    parts = {'gate': application.gate, 'access': application.routes[ECHO].access, 'header': header,
+             'context': ('id', None, '127.0.0.1', None, None, None, ()), 'enter': enter, 'leave': leave}
+    parts['auth'] = application.gate.check(parts['access'], header)
+    statements = {
+        'Gate.check, cached token': 'gate.check(access, header)',
+        '  of it, Access.allows': 'access.allows(auth)',
+        '  of it, Auth.__bool__': 'bool(auth)',
+        '  of it, time.time()': 'gate.clock()',
+        'respond: if auth (Auth.__bool__)': 'bool(auth)',
+        'respond: enter(context + (auth,))': 'leave(enter(context + (auth,)))',
+    }
+    split = {what: min(timeit.repeat(statement, globals=parts, number=count * 5, repeat=repeats)) / (count * 5) * 1e9
+             for what, statement in statements.items()}
+
     profiles = {}
     if profile or best['token'] / best['none'] > 1 / GOAL:
         for name in ('none', 'token'):
@@ -135,7 +156,7 @@ def in_process(repeats=7, count=30_000, profile=False):
             profiles[name] = out.getvalue()
     for each, _, _ in cases.values():
         each.sock.close()
-    return best, min(verifies), profiles
+    return best, min(verifies), split, profiles
 
 
 def post(url, token=None):
@@ -176,17 +197,21 @@ def main():
     parser.add_argument('--rounds', type=int, default=3, help='interleaved rounds of the cases under wrk')
     parser.add_argument('--duration', type=int, default=10, help='seconds of load per run')
     parser.add_argument('--connections', type=int, default=50, help='wrk keep-alive connections')
+    parser.add_argument('--repeats', type=int, default=7, help='in-process runs of each case (the best is kept)')
     parser.add_argument('--no-wrk', action='store_true', help='the in-process figures only')
     parser.add_argument('--profile', action='store_true', help='profile the none and token loops in any case')
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit('auth_cost.py: terminated'))
-    best, verify, profiles = in_process(profile=args.profile)
-    print('one echo through the front\'s parser and answer, in process (no socket I/O), best of 7:')
+    best, verify, split, profiles = in_process(args.repeats, profile=args.profile)
+    print(f'one echo through the front\'s parser and answer, in process (no socket I/O), best of {args.repeats}:')
     for name, micros in best.items():
         print(f'  {name:<16} {micros:6.2f} us  {micros / best["none"]:.3f}x  '
               f'(none/it {best["none"] / micros:.3f})')
     print(f'  tokens.verify alone: {verify:.2f} us a call; the cache saves '
           f'{best["token, uncached"] - best["token"]:.2f} us a request')
+    print('  the cached path\'s parts alone (ns; with the Authorization header parsed, the rest of token - none):')
+    for what, nanos in split.items():
+        print(f'    {what:<34} {nanos:6.0f} ns')
     for name, text in profiles.items():
         print(f'\ncProfile of the {name!r} loop, by own time:\n{text.strip()}')
     if args.no_wrk:
@@ -210,6 +235,11 @@ def main():
     print(f'  {"case":<6} {"req/s":>8} {"/none":>6} {"CPU us/req":>10} {"/none":>6} errors')
     for name, (rps, cpu, errors) in medians.items():
         print(f'  {name:<6} {rps:8.0f} {rps / base_rps:6.3f} {cpu:10.1f} {cpu / base_cpu:6.3f} {errors:6d}')
+    paired = {name: (statistics.median(r / b for (r, _, _), (b, _, _) in zip(rounds, results['none'])),
+                     statistics.median(c / b for (_, c, _), (_, b, _) in zip(rounds, results['none'])))
+              for name, rounds in results.items()}
+    print('  paired by round (median of each round\'s ratio to none): ' + ', '.join(
+        f'{name} {rps:.3f} req/s {cpu:.3f} CPU' for name, (rps, cpu) in paired.items() if name != 'none'))
     ratio = medians['token'][0] / base_rps
     print(f'goal token/none >= {GOAL} req/s: {ratio:.3f} ({"met" if ratio >= GOAL else "NOT met"})')
 
