@@ -171,6 +171,16 @@ def test_refresh_rotates_and_a_reused_token_revokes_its_family(client):
     refused(client.post('auth/refresh', {'refresh_token': first['access_token'][:200]}))
 
 
+def test_api2_a_refresh_token_raced_by_eight_clients_is_used_once(client):
+    tokens = client.login(client.user()).json()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.post('auth/refresh', {'refresh_token': tokens['refresh_token']}),
+                                range(8)))
+    assert sorted(answer.status_code for answer in answers) == [200] + [401] * 7
+    winner = next(answer.json() for answer in answers if answer.status_code == 200)
+    refused(client.post('auth/refresh', {'refresh_token': winner['refresh_token']}))  # the family is revoked
+
+
 def test_logout_revokes_one_login_or_all(client):
     login = client.user()
     one, two, three = (client.login(login).json() for _ in range(3))
@@ -346,3 +356,21 @@ def test_api4_hashing_is_bounded_and_a_login_past_the_wait_is_503(tmp_path):
         assert 200 in statuses and 503 in statuses and set(statuses) == {200, 503}, statuses
         busy = next(answer for answer in answers if answer.status_code == 503)
         assert busy.headers['Retry-After'] == '1' and busy.json() == {'error': '503 Service Unavailable'}
+
+
+def test_accounts_need_keys_to_sign_with(tmp_path):
+    server = ServedProduct(PRODUCT, env={'APIPHANT_DATABASE_URL': f'sqlite:///{tmp_path}/nokeys.sqlite3',
+                                         'APIPHANT_AUTH_KEYS': ''})
+    with pytest.raises(RuntimeError):
+        server.start()
+    assert 'APIPHANT_AUTH_KEYS' in server.output and 'Traceback' not in server.output
+
+
+def test_the_commands_name_what_the_product_lacks(tmp_path):
+    env = {**os.environ, 'APIPHANT_DATABASE_URL': f'sqlite:///{tmp_path}/none.sqlite3'}
+    for command in ('users', 'keys'):
+        done = subprocess.run([sys.executable, '-m', 'apiphant', command, str(PRODUCTS / 'guarded'), 'list'],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode != 0
+        assert done.stderr.strip() == (f'apiphant {command}: guarded declares no '
+                                       f'{"Accounts" if command == "users" else "ApiKeys"}() in its api tree')
