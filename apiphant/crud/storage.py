@@ -39,10 +39,9 @@ would otherwise abort the whole transaction).
 The hot paths of generated actions skip SQLAlchemy's per-call work (~0.3 ms
 of CPU a statement): ``read_key()`` and ``insert()`` run a statement
 compiled once per database straight through the driver, with SQLAlchemy's
-own type conversions. A read by primary key in SQLite runs on the calling
-greenlet's thread without a thread hop (measured: the read itself takes
-~11 µs, a hop ~50 µs), with ``busy_timeout`` 0 so that it never waits for a
-lock on the hub; when SQLite says busy it is run again in a thread. Creates
+own type conversions. In SQLite, reads outside a write transaction are
+tried on the hub's thread first, with no thread hop, and handed to a thread
+when they would wait for a lock or take long (``sqlite.Hub``). Creates
 queued at the same time in SQLite are written in one transaction, in one
 thread hop (group commit); each is answered only after that COMMIT. In
 PostgreSQL a create outside a transaction is one round trip (the INSERT in
@@ -65,7 +64,6 @@ from contextvars import ContextVar
 import gevent
 import gevent.event
 import gevent.lock
-import gevent.monkey
 import sqlalchemy as sa
 from gevent.threadpool import ThreadPool
 from sqlalchemy import event, exc
@@ -89,7 +87,6 @@ _POSTGRESQL = ('postgresql', 'postgres', 'postgresql+psycopg')
 # psycopg 3.1.5 to 3.1.13 wait for the server without yielding to gevent
 # (measured: three pg_sleep(0.5) in greenlets took 1.5 s on 3.1.13, 0.5 s on 3.1.14).
 PSYCOPG_FLOOR = (3, 1, 14)
-_thread_ident = gevent.monkey.get_original('_thread', 'get_ident')  # the thread's, not the greenlet's
 _databases = {}  # by URL
 _DEFAULT = object()
 _named = {}  # by (product, the settings handed)
@@ -184,8 +181,7 @@ class Database:
         self._current = ContextVar(f'apiphant.crud.transaction.{id(self)}', default=None)
         self._compiled = {}  # (statement, keys): _Compiled
         self._threads = None  # SQLite's thread pool
-        self._reader = None  # SQLite: the connection of reads by key on the hub's thread
-        self._reader_thread = _thread_ident()
+        self._hub = None  # SQLite: the connection of the statements tried on the hub's thread (sqlite.Hub)
         self._inserts = collections.deque()  # SQLite: creates waiting for the group commit
         self._committing = False
         self._health = (None, -2.0)  # (the last check's answer, when it ended)
@@ -207,8 +203,9 @@ class Database:
     def _sqlite_engine(self):
         threads = self._threads = ThreadPool(self.pool_size)
         path, wait = self.url.database, self.wait
+        hub = self._hub = sqlite.Hub(path, sqlite._raising(threads.apply))
         engine = sa.create_engine(
-            self.url, creator=lambda: sqlite.connect(path, threads.apply, wait),
+            self.url, creator=lambda: sqlite.connect(path, threads.apply, wait, hub),
             poolclass=sa.pool.QueuePool, pool_size=self.pool_size, max_overflow=0, pool_timeout=wait)
 
         @event.listens_for(engine, 'begin')
@@ -360,15 +357,14 @@ class Database:
         with self._unavailable():
             if self.dialect != 'sqlite':
                 return self._postgresql(compiled, parameters)
-            if _thread_ident() == self._reader_thread:
+            self.engine  # noqa: B018 - made with its Hub
+            if self._hub.here():
                 try:
-                    reader = self._reader or self._open_reader()
-                    rows = reader.execute(compiled.sql, compiled.arguments(parameters)).fetchall()
-                except sqlite3.OperationalError as error:  # busy (a checkpoint, a recovery): in a thread
-                    log.debug('%s: a read by key in a thread: %s', self, error)
+                    found = self._hub.execute(compiled.sql, compiled.arguments(parameters))
                 except sqlite3.Error as error:
                     raise exc.DBAPIError.instance(compiled.sql, parameters, error, sqlite3.Error) from None
-                else:
+                if found is not None:
+                    rows = found[0]
                     return compiled.row(rows[0]) if rows else None
             rows = self._sqlite_in_thread(compiled, parameters)
             return compiled.row(rows[0]) if rows else None
@@ -422,15 +418,6 @@ class Database:
             return self.engine.raw_connection()
         finally:
             metrics.database_wait(time.monotonic() - started)
-
-    def _open_reader(self):
-        self.engine  # noqa: B018 - made with its thread pool
-        reader = sqlite._raising(self._threads.apply)(_open_reader, (self.url.database,))
-        if self._reader is not None:  # another greenlet opened one meanwhile
-            reader.close()
-        else:
-            self._reader = reader
-        return self._reader
 
     def _sqlite_in_thread(self, compiled, parameters):
         raw = self._checkout_raw()
@@ -614,10 +601,6 @@ class _Compiled:
         if not results:
             return tuple(row)
         return tuple(value if process is None else process(value) for process, value in zip(results, row))
-
-
-def _open_reader(path):
-    return sqlite._open(path, 0)  # busy_timeout 0: a read on the hub never waits for a lock
 
 
 def _statement(connection, sql, arguments):
