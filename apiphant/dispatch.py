@@ -30,6 +30,7 @@ _EMPTY = b'{}'
 _NO_HEADERS = ()
 _CLOSE = ('Connection', 'close')
 _INTERNAL = ApiError(500)
+_ANONYMOUS = identity.ANONYMOUS
 _CLIENT_ID = re.compile(r'[\w.:@/+=-]{1,128}', re.ASCII).fullmatch
 
 
@@ -133,7 +134,7 @@ class Application:
                 self.hold_back(route, context[2])
             if self.gate is not None and route.version:
                 auth = self.gate.check(route.access, authorization)
-                if auth:
+                if auth is not _ANONYMOUS:
                     enter(context + (auth,))  # leave(token) still restores what was before
             if content_type != _APPLICATION_JSON and self.require_json and not route.raw_environ \
                     and (body or content_type is not None) and not json_media_type(content_type):

@@ -120,7 +120,8 @@ class Gate:
         auth = self.known.get(authorization)
         if auth is None or auth.expires is not None and auth.expires <= self.clock():
             auth = self.authenticate(authorization)
-        if not access.allows(auth):
+        roles = access.roles  # the caller is authenticated: only a role can be missing
+        if roles is not None and roles.isdisjoint(auth.roles):
             raise Forbidden()
         return auth
 
@@ -135,6 +136,8 @@ class Gate:
             for source in self.sources:
                 auth = source.apiphant_authenticate(token)
                 if auth is not None:
+                    if not auth:
+                        raise TypeError(f'{source!r} vouched for a token with an anonymous Auth: give it a kind')
                     break
             else:
                 raise BadToken()
