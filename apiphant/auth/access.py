@@ -26,7 +26,8 @@ log = logging.getLogger('apiphant')
 
 
 class Access:
-    """Who may call: ``allows(auth)``; ``str()`` is what ``--routes`` and the
+    """Who may call: anyone, or an authenticated caller with (when ``roles``
+    is not None) any of ``roles``; ``str()`` is what ``--routes`` and the
     API description show."""
 
     __slots__ = ('roles', 'authenticated', 'label')
@@ -35,11 +36,6 @@ class Access:
         self.authenticated = authenticated
         self.roles = roles  # a frozenset: any of them; None: no role needed
         self.label = label
-
-    def allows(self, auth):
-        if not self.authenticated:
-            return True
-        return bool(auth) and (self.roles is None or not self.roles.isdisjoint(auth.roles))
 
     def __str__(self):
         return self.label
