@@ -6,7 +6,8 @@ server: a probe sends ``echo/ping`` (open to anyone) one request after
 another for ``--seconds``, first alone, then while ``--logins`` clients log
 in again and again (the right password: no throttling). Printed: login
 req/s and the answers' statuses, the login latency, and the probe's p50 and
-p99 without and with the burst, side by side.
+p99 without and with the burst, side by side; before that, the time of a
+refusal for a wrong password and for an unknown login.
 
     .venv/bin/python bench/auth_login.py [--argon2 default|owasp] [--logins 16] [--seconds 8] [--max-hashing N]
 
@@ -95,6 +96,13 @@ def main():
         assert status == 200, status
         alone = [post(connection, '/api/v0/auth/login', {'login': 'bench', 'password': PASSWORD})[1]
                  for _ in range(5)]
+        # Refusals, interleaved: a wrong password (4: under the account's 5) and an unknown login.
+        wrong, unknown = [], []
+        for attempt in range(4):
+            wrong.append(post(connection, '/api/v0/auth/login', {'login': 'bench', 'password': 'wrong!'}))
+            unknown.append(post(connection, '/api/v0/auth/login', {'login': f'nobody{attempt}', 'password': 'wrong!'}))
+        assert {status for status, _ in wrong + unknown} == {401}, wrong + unknown
+        post(connection, '/api/v0/auth/login', {'login': 'bench', 'password': PASSWORD})  # clears the count
         connection.close()
         quiet, quiet_statuses = probe(server.port, options.seconds)
         stop, answers = threading.Event(), []
@@ -116,6 +124,8 @@ def main():
     print(f'argon2: {options.argon2}, {os.cpu_count()} CPUs, at most {options.max_hashing} hashes at once, '
           f'{options.logins} clients logging in')
     print(f'one login alone: median {statistics.median(alone) * 1000:.0f} ms (the first: {first * 1000:.0f} ms)')
+    print(f'refused logins: wrong password median {statistics.median(t for _, t in wrong) * 1000:.0f} ms, '
+          f'unknown login median {statistics.median(t for _, t in unknown) * 1000:.0f} ms')
     print(f'logins: {len(logins) / elapsed:.1f} req/s over {elapsed:.1f} s, answers {counts}, '
           f'p50 {percentile(logins, 0.5):.0f} ms, p99 {percentile(logins, 0.99):.0f} ms')
     print(f'{"echo probe":<22}{"requests":>10}{"p50 ms":>10}{"p99 ms":>10}{"max ms":>10}  statuses')
