@@ -530,6 +530,10 @@ def _table_schemas(table, prefix):
             'where': where_ref,
             'sort_by': _sort_schema(table),
             'page': {'type': 'integer', 'minimum': 1, 'maximum': INT64_MAX // (2 * table.max_page_size)},
+            'after': {'type': ['string', 'null'], 'description': 'meta.next of the page before, with the same '
+                      'sort_by: the rows after its last one (not with page); null: the first page'},
+            'total': {'type': 'boolean', 'description': 'true: meta.total_objects, the number of matching rows '
+                      '(a count of them all)' + (' (the default for this table)' if table.total else '')},
             'page_size': page_size, **_expand_schema(expandable)}, []),
         where: _where_schema(table, prefix, OPERATORS),
     }
@@ -571,13 +575,16 @@ def _query_column(table, name):
 
 
 def _sort_schema(table):
-    names = [prefix + name for name in table.sort_fields for prefix in ('', '-')]
-    key = {'enum': names}
-    once = [{'not': {'allOf': [{'contains': {'const': name}}, {'contains': {'const': '-' + name}}]}}
-            for name in table.sort_fields]  # never a field and its -field together
+    variants = {name: [sign + name + nulls for sign in ('', '-') for nulls in ('', ' nulls first', ' nulls last')]
+                for name in table.sort_fields}
+    key = {'enum': [variant for names in variants.values() for variant in names]}
+    once = [{'not': {'contains': {'enum': names}, 'minContains': 2}}
+            for names in variants.values()]  # each field once, whichever way
     return {'anyOf': [key, {'type': 'array', 'items': key, 'minItems': 1, 'maxItems': table.limits.max_sort_keys,
                             'uniqueItems': True, 'allOf': once}, {'type': 'null'}],
-            'description': 'a field, -field for descending, or a list of them, each field once; null: the default'}
+            'description': 'a field, -field for descending, or a list of them, each field once; null: the default. '
+                           'Null is the smallest value (first ascending, last descending) unless the key ends '
+                           'with " nulls first" or " nulls last"'}
 
 
 def _where_schema(table, prefix, operators):
@@ -614,9 +621,12 @@ def _operators_schema(column, name, limits, operators):
 
 def _page(prefix):
     return {'type': 'object', 'required': ['meta', 'data'], 'properties': {
-        'meta': {'type': 'object', 'required': ['page', 'page_size', 'total_objects', 'has_more'], 'properties': {
-            'page': {'type': 'integer'}, 'page_size': {'type': 'integer'},
-            'total_objects': {'type': 'integer'}, 'has_more': {'type': 'boolean'}}},
+        'meta': {'type': 'object', 'required': ['page_size', 'has_more', 'next'], 'properties': {
+            'page': {'type': 'integer', 'description': 'when the request paged by page'},
+            'page_size': {'type': 'integer'},
+            'has_more': {'type': 'boolean', 'description': 'whether rows follow this page'},
+            'next': {'type': ['string', 'null'], 'description': 'the after of the next page; null: none'},
+            'total_objects': {'type': 'integer', 'description': 'when the request said total: true'}}},
         'data': {'type': 'array', 'items': {'$ref': _REF + f'{prefix}.Row'}}}}
 
 

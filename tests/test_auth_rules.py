@@ -61,12 +61,12 @@ def test_create_stamps_the_owner_from_the_token(server, rows):
 
 
 def test_api1_another_users_row_is_absent_from_list(server, rows):
-    listed = ok(server, 'tasks/list', {'page_size': 100}, BOB)
+    listed = ok(server, 'tasks/list', {'page_size': 100, 'total': True}, BOB)
     assert sorted(row['title'] for row in listed['data']) == ['alice shared', 'bob private']
     assert listed['meta']['total_objects'] == 2
-    where = ok(server, 'tasks/list', {'where': {'title': 'alice private'}}, BOB)
+    where = ok(server, 'tasks/list', {'where': {'title': 'alice private'}, 'total': True}, BOB)
     assert where['meta']['total_objects'] == 0 and where['data'] == []
-    assert ok(server, 'tasks/list', {}, CAROL)['meta']['total_objects'] == 1  # the shared one
+    assert ok(server, 'tasks/list', {'total': True}, CAROL)['meta']['total_objects'] == 1  # the shared one
 
 
 def test_api1_another_users_row_is_404_on_read_update_and_delete(server, rows):
@@ -105,7 +105,7 @@ def test_api1_the_tables_methods_in_the_products_code_hold_the_rules(server, row
 
 
 def test_a_bypass_role_sees_every_row(server, rows):
-    assert ok(server, 'tasks/list', {'page_size': 100}, CAROL, ['admin'])['meta']['total_objects'] >= 3
+    assert ok(server, 'tasks/list', {'page_size': 100, 'total': True}, CAROL, ['admin'])['meta']['total_objects'] >= 3
     assert ok(server, 'tasks/read', {'id': rows['bob_private']['id']}, CAROL, ['admin'])['title'] == 'bob private'
 
 
@@ -118,11 +118,11 @@ def test_the_owner_deletes_their_row_when_their_role_allows(server):
 
 
 def test_the_create_rule_refuses_a_row_outside_it_and_stores_nothing(server, rows):
-    before = ok(server, 'tasks/list', {}, CAROL, ['admin'])['meta']['total_objects']
+    before = ok(server, 'tasks/list', {'total': True}, CAROL, ['admin'])['meta']['total_objects']
     answer = post(server, 'tasks/create', {'title': 'too big', 'points': 101}, BOB)
     assert answer.status_code == 400
     assert answer.json()['error']['field'] == 'rules'
-    assert ok(server, 'tasks/list', {}, CAROL, ['admin'])['meta']['total_objects'] == before
+    assert ok(server, 'tasks/list', {'total': True}, CAROL, ['admin'])['meta']['total_objects'] == before
 
 
 def test_api3_clients_cannot_set_the_owner_or_other_unwritable_fields(server, rows):
@@ -137,8 +137,8 @@ def test_api3_clients_cannot_set_the_owner_or_other_unwritable_fields(server, ro
 def test_an_owner_alone_is_the_rule_and_the_id_fits_a_text_column(server):
     note = ok(server, 'notes/create', {'text': 'carol writes'}, CAROL)
     assert note['author'] == str(CAROL)
-    assert ok(server, 'notes/list', {}, CAROL)['meta']['total_objects'] == 1
-    assert ok(server, 'notes/list', {}, BOB)['meta']['total_objects'] == 0
+    assert ok(server, 'notes/list', {'total': True}, CAROL)['meta']['total_objects'] == 1
+    assert ok(server, 'notes/list', {'total': True}, BOB)['meta']['total_objects'] == 0
     assert ok(server, 'notes/group', {'field': 'text'}, BOB)['data'] == []
     assert post(server, 'notes/read', {'id': note['id']}, BOB).status_code == 404
 

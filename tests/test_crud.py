@@ -194,7 +194,7 @@ def test_create_rejects_bad_fields(server, backend, data, field, state):
 ], ids=repr)
 def test_create_rejects_bad_values_of_every_kind(server, batch, data, field):
     field_error(post(server, 'items/create', {'batch': batch, **data}), field)
-    assert ok(server, 'items/list', {'where': {'batch': batch}})['meta']['total_objects'] == 0
+    assert ok(server, 'items/list', {'where': {'batch': batch}, 'total': True})['meta']['total_objects'] == 0
 
 
 @pytest.mark.parametrize('body', [b'[1]', b'"x"', b'{"title": NaN}', b'{"title": 1e400}'])
@@ -383,14 +383,16 @@ def test_values_are_bound_not_spliced(server, batch):
 
 def test_list_meta_and_pages(server, batch, fruits):
     where = {'batch': batch}
-    first = ok(server, 'items/list', {'where': where, 'page_size': 2})
-    assert first['meta'] == {'page': 1, 'page_size': 2, 'total_objects': 5, 'has_more': True}
+    first = ok(server, 'items/list', {'where': where, 'page_size': 2, 'total': True})
+    assert isinstance(first['meta']['next'], str)
+    assert first['meta'] == {'page': 1, 'page_size': 2, 'total_objects': 5, 'has_more': True,
+                             'next': first['meta']['next']}
     assert [row['id'] for row in first['data']] == [row['id'] for row in fruits[:2]]
-    last = ok(server, 'items/list', {'where': where, 'page_size': 2, 'page': 3})
-    assert last['meta'] == {'page': 3, 'page_size': 2, 'total_objects': 5, 'has_more': False}
+    last = ok(server, 'items/list', {'where': where, 'page_size': 2, 'page': 3, 'total': True})
+    assert last['meta'] == {'page': 3, 'page_size': 2, 'total_objects': 5, 'has_more': False, 'next': None}
     assert [row['id'] for row in last['data']] == [fruits[4]['id']]
     beyond = ok(server, 'items/list', {'where': where, 'page_size': 2, 'page': 4})
-    assert beyond == {'meta': {'page': 4, 'page_size': 2, 'total_objects': 5, 'has_more': False}, 'data': []}
+    assert beyond == {'meta': {'page': 4, 'page_size': 2, 'has_more': False, 'next': None}, 'data': []}
     assert ok(server, 'items/list', {'where': where})['meta']['page_size'] == 20
 
 
@@ -583,7 +585,7 @@ def test_a_products_transaction_is_all_or_nothing(server, batch):
     assert listed[0]['count'] == 2  # the raw statement saw both rows of its transaction
     other = batch[::-1]
     assert post(server, 'custom/pair', {'batch': other, 'fail': True}).json() == {'error': 'rolled back'}
-    assert ok(server, 'items/list', {'where': {'batch': other}})['meta']['total_objects'] == 0
+    assert ok(server, 'items/list', {'where': {'batch': other}, 'total': True})['meta']['total_objects'] == 0
 
 
 # Every field error of every table method, as (method, request, field, state).
@@ -622,7 +624,7 @@ def test_the_readmes_own_actions(server):
     assert ok(server, 'tasks/read', {'id': first['id']}) == first  # all or none
     done = ok(server, 'tasks/complete', {'ids': [first['id'], second['id']]})['data']
     assert [row['is_completed'] for row in done] == [True, True]
-    completed = ok(server, 'tasks/list', {'where': {'is_completed': True}})['meta']['total_objects']
+    completed = ok(server, 'tasks/list', {'where': {'is_completed': True}, 'total': True})['meta']['total_objects']
     assert ok(server, 'tasks/purge') == {'deleted': completed}
     assert post(server, 'tasks/read', {'id': second['id']}).json() == NOT_FOUND
 

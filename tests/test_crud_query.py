@@ -214,10 +214,13 @@ SORT = {name: things.sql.c[name] for name in things.sort_fields}
 
 @pytest.mark.parametrize('sort_by, sql', [
     ('name', 'things.name ASC NULLS FIRST, things.id ASC'),
-    ('-count', 'things.count DESC NULLS LAST, things.id ASC'),
-    (['is_active', '-seen_at'], 'things.is_active ASC NULLS FIRST, things.seen_at DESC NULLS LAST, things.id ASC'),
-    ('-id', 'things.id DESC NULLS LAST'),
+    ('-count', 'things.count DESC, things.id ASC'),  # never null: no NULLS, which a plain index serves
+    (['is_active', '-seen_at'], 'things.is_active ASC, things.seen_at DESC NULLS LAST, things.id ASC'),
+    ('-id', 'things.id DESC'),
     ('order', 'things."order" ASC NULLS FIRST, things.id ASC'),
+    ('-order nulls first', 'things."order" DESC NULLS FIRST, things.id ASC'),
+    ('name nulls last', 'things.name ASC NULLS LAST, things.id ASC'),
+    (['-count nulls first', 'id'], 'things.count DESC, things.id ASC'),
 ])
 def test_sort(sort_by, sql):
     clauses = order_by(sort_by, SORT, things.sql.c.id)
@@ -227,7 +230,8 @@ def test_sort(sort_by, sql):
 @pytest.mark.parametrize('sort_by', [
     '-id; --', 'name; DROP TABLE things', 'name desc', 'secret', '-secret', 'nothing', '', '-',
     '+name', [], ['name', 'name'], ['name', '-name'], ['a', 'b', 'c', 'd'], 1, {'name': 1},
-    [1], None,
+    [1], None, 'name nulls', 'name nulls middle', 'name NULLS LAST', 'name  nulls last', 'name nulls last ',
+    '-nulls last', ['name nulls first', '-name nulls last'],
 ], ids=repr)
 def test_bad_sort_is_a_400_on_sort_by(sort_by):
     error = explain_of(order_by, sort_by, SORT, things.sql.c.id)

@@ -108,7 +108,7 @@ def test_on_delete_cascade_deletes_what_refers_all_the_way_down(backend):
     assert ok(server, 'tasks/delete', {'id': top['id']}) == {}
     for task in (top, sub, subsub):
         assert post(server, 'tasks/read', {'id': task['id']}).status_code == 404
-        assert ok(server, 'comments/list', {'where': {'task': task['id']}})['meta']['total_objects'] == 0
+        assert ok(server, 'comments/list', {'where': {'task': task['id']}, 'total': True})['meta']['total_objects'] == 0
     assert ok(server, 'comments/list', {'where': {'task': kept['id']}})['data'][0]['text'] == 'on kept'
     assert ok(server, 'tasks/read', {'id': kept['id']}) == kept
 
@@ -139,7 +139,8 @@ def test_expand_puts_the_row_in_place_of_its_id(server):
     read = ok(server, 'tasks/read', {'id': task['id'], 'expand': ['project.lead', 'parent.project']})
     assert read == {**task, 'project': {**project, 'lead': lead}, 'parent': {**top, 'project': project}}
     assert ok(server, 'tasks/read', {'id': top['id'], 'expand': ['parent', 'assignee']}) == top  # null stays null
-    listed = ok(server, 'tasks/list', {'where': {'project': project['id']}, 'expand': ['project', 'project.lead']})
+    listed = ok(server, 'tasks/list', {'where': {'project': project['id']}, 'expand': ['project', 'project.lead'],
+                               'total': True})
     assert listed['meta']['total_objects'] == 2
     assert listed['data'] == [{**top, 'project': {**project, 'lead': lead}},
                               {**task, 'project': {**project, 'lead': lead}}]

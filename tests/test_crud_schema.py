@@ -46,7 +46,7 @@ def test_a_declaration_that_grows_and_shrinks(database):
                     'score': 0.5}
     new = ok(server, 'things/create', {'title': 'new', 'note': 'n'})
     assert new['at'] is not None and new['flag'] is True
-    assert ok(server, 'things/list', {'where': {'flag': True, 'label': "it's"}})['meta']['total_objects'] == 2
+    assert ok(server, 'things/list', {'where': {'flag': True, 'label': "it's"}, 'total': True})['meta']['total_objects'] == 2
     server.stop()
     assert database.query(f"SELECT size FROM things WHERE id = {old['id']}") == [(3,)]
 

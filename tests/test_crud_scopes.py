@@ -42,16 +42,16 @@ def rows(server):
 
 
 def test_list_and_read_see_only_the_scope(server, rows):
-    listed = ok(server, 'alice', 'list')
+    listed = ok(server, 'alice', 'list', {'total': True})
     assert listed['meta']['total_objects'] == 3
     assert [row['text'] for row in listed['data']] == ['alice 0', 'alice 1', 'alice 2']
-    assert ok(server, 'alice', 'list', {'where': {'size': {'$gt': 2}}})['meta']['total_objects'] == 1
-    assert ok(server, 'admin', 'list')['meta']['total_objects'] == 5
+    assert ok(server, 'alice', 'list', {'where': {'size': {'$gt': 2}}, 'total': True})['meta']['total_objects'] == 1
+    assert ok(server, 'admin', 'list', {'total': True})['meta']['total_objects'] == 5
     alices = rows['alice'][0]
     assert ok(server, 'alice', 'read', {'id': alices['id']}) == alices
     response = post(server, 'bob', 'read', {'id': alices['id']})
     assert (response.status_code, response.json()) == (404, NOT_FOUND)
-    assert ok(server, 'carol', 'list')['meta']['total_objects'] == 0
+    assert ok(server, 'carol', 'list', {'total': True})['meta']['total_objects'] == 0
 
 
 def test_nothing_counts_or_samples_a_row_the_list_would_not_show(server, rows):

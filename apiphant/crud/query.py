@@ -12,6 +12,10 @@ Invariants, each pinned by tests:
 - Conditions have two values: ``$not`` is the exact complement of what it
   negates, null fields included.
 """
+import base64
+import datetime
+import json
+import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -19,7 +23,8 @@ import sqlalchemy as sa
 from apiphant.errors import Invalid
 from apiphant.crud.columns import INT64_MAX
 
-__all__ = ['Operator', 'OPERATORS', 'LOGICAL', 'Limits', 'compile_where', 'order_by', 'paging']
+__all__ = ['Operator', 'OPERATORS', 'LOGICAL', 'Limits', 'compile_where', 'SortKey', 'sort_keys', 'order_by',
+           'cursor', 'cursor_values', 'after', 'paging']
 
 LOGICAL = ('$and', '$or', '$not')
 
@@ -204,31 +209,176 @@ class _Compiler:
             self.fail(f'{what}: {error}')
 
 
-def order_by(sort_by, fields, tie_breaker, limits=Limits()):
-    """ORDER BY clauses of ``"-created_at"`` or ``["is_completed", "-id"]``:
-    ascending, or descending with ``-``; null sorts first, as the smallest
-    value, in both databases. ``tie_breaker`` (the id) ends the list, so
-    that pages never overlap."""
+@dataclass(frozen=True)
+class SortKey:
+    """One key of an order: ``column`` (SQLAlchemy's) named ``name``,
+    ``descending`` or not, nulls after the values or before them. A column
+    that cannot hold null (``id``, a required or defaulted one) orders
+    without a NULLS clause, so that a plain index serves it in PostgreSQL."""
+    name: str
+    column: object
+    descending: bool = False
+    nulls_last: bool = False
+
+    @property
+    def nullable(self):
+        return bool(self.column.nullable) and not self.column.primary_key
+
+    def clause(self):
+        clause = self.column.desc() if self.descending else self.column.asc()
+        if not self.nullable:
+            return clause
+        return clause.nulls_last() if self.nulls_last else clause.nulls_first()
+
+    def text(self):
+        """As ``sort_by`` says it, nulls explicit where there may be some: ``-due nulls last``."""
+        text = ('-' if self.descending else '') + self.name
+        return text + (' nulls last' if self.nulls_last else ' nulls first') if self.nullable else text
+
+
+_SORT_KEY = re.compile(r'(-?)([^ ]*)(?: nulls (first|last))?\Z')
+
+
+def sort_keys(sort_by, fields, tie_breaker, limits=Limits()):
+    """The ``SortKey``s of ``"-created_at"`` or ``["is_completed", "-due
+    nulls last"]``: ascending, or descending with ``-``; null sorts first,
+    as the smallest value (ascending: nulls first, descending: nulls last),
+    in both databases, unless the key ends with `` nulls first`` or ``
+    nulls last``. ``tie_breaker`` (the id, ascending) ends the list unless
+    it is in it, so that pages never overlap."""
     keys = [sort_by] if isinstance(sort_by, str) else sort_by
     if not isinstance(keys, list) or not keys or len(keys) > limits.max_sort_keys:
         raise Invalid('sort_by', f'a field name, -name for descending, or a list of at most '
                                  f'{limits.max_sort_keys} of them')
-    clauses, seen = [], set()
+    found, seen = [], set()
     for key in keys:
         if not isinstance(key, str):
             raise Invalid('sort_by', 'field names are strings')
-        descending = key.startswith('-')
-        name = key[1:] if descending else key
+        matched = _SORT_KEY.match(key)
+        if matched is None:
+            raise Invalid('sort_by', f'{_short(key)}: a field, -field for descending, then optionally '
+                                     f'" nulls first" or " nulls last"')
+        sign, name, nulls = matched.groups()
         if name not in fields:
             raise Invalid('sort_by', f'cannot sort by {_short(name)}; fields: {", ".join(fields)}')
         if name in seen:
             raise Invalid('sort_by', f'{name} is given twice')
         seen.add(name)
-        column = fields[name]
-        clauses.append(column.desc().nulls_last() if descending else column.asc().nulls_first())
+        descending = sign == '-'
+        nulls_last = descending if nulls is None else nulls == 'last'
+        found.append(SortKey(name, fields[name], descending, nulls_last))
     if tie_breaker.name not in seen:
-        clauses.append(tie_breaker.asc())
-    return clauses
+        found.append(SortKey(tie_breaker.name, tie_breaker))
+    return tuple(found)
+
+
+def order_by(sort_by, fields, tie_breaker, limits=Limits()):
+    """The ORDER BY clauses of ``sort_keys``."""
+    return [key.clause() for key in sort_keys(sort_by, fields, tie_breaker, limits)]
+
+
+# Keyset pagination: a cursor holds the sort and the values of a page's last
+# row; the rows after it are read from where it stands, by an index when one
+# serves the where and the sort, however deep the page.
+
+def cursor(keys, values):
+    """The opaque ``after`` of the row whose sort values are ``values``:
+    base64url of JSON ``[sort, values]``."""
+    values = [value.isoformat() if isinstance(value, (datetime.date, datetime.datetime)) else value
+              for value in values]
+    text = json.dumps([[key.text() for key in keys], values], separators=(',', ':'), ensure_ascii=False)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip('=')
+
+
+def _refuse_constant(name):
+    raise ValueError(f'{name} is not a value')
+
+
+def cursor_values(after, keys, kinds):
+    """The values a cursor holds, each parsed by the kind of its key
+    (``kinds``: ``{name: Column}``) as a where's would be. Invalid on
+    ``after`` for a cursor that is not one of this table's, or belongs to
+    another sort."""
+    def refuse(explain):
+        raise Invalid('after', explain)
+    if not isinstance(after, str):
+        refuse('the meta.next of the page before, a string')
+    try:
+        text = base64.urlsafe_b64decode(after + '=' * (-len(after) % 4))
+        sort, values = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, TypeError, RecursionError):
+        refuse('not a cursor: give the meta.next of the page before, unchanged')
+    if sort != [key.text() for key in keys] or not isinstance(values, list) or len(values) != len(keys):
+        refuse('this cursor is of another sort_by: give the sort_by of the page it came from')
+    parsed = []
+    for key, value in zip(keys, values):
+        if value is None:
+            if not key.nullable:
+                refuse(f'{key.name}: not null in any row')
+            parsed.append(None)
+            continue
+        column = kinds[key.name]
+        if isinstance(value, (dict, list)):
+            refuse(f'{key.name}: an object or list is not a value here')
+        if isinstance(value, str) and column.max_length is not None and len(value) > column.max_length:
+            refuse(f'{key.name}: longer than any value of the field')
+        try:
+            parsed.append(column.kind.parse(value))
+        except ValueError as error:
+            refuse(f'{key.name}: {error}')
+    return parsed
+
+
+def _value(key, value):
+    # A bound parameter of the column's type: SQLAlchemy compares true and false with = only.
+    return sa.bindparam(None, value, type_=key.column.type)
+
+
+def _equal(key, value):
+    return key.column.is_(None) if value is None else key.column == _value(key, value)
+
+
+def _beyond(key, value):
+    """Rows whose ``key`` sorts strictly after ``value``."""
+    column = key.column
+    if value is None:  # nulls are together: after them, the values, when they come first
+        return sa.false() if key.nulls_last else column.is_not(None)
+    value = _value(key, value)
+    beyond = column < value if key.descending else column > value
+    return sa.or_(beyond, column.is_(None)) if key.nulls_last and key.nullable else beyond
+
+
+def _after(keys, values):
+    """Rows after ``values`` in the order of ``keys``: one expression."""
+    key, value = keys[0], values[0]
+    if len(keys) == 1:
+        return _beyond(key, value)
+    return sa.or_(_beyond(key, value), sa.and_(_equal(key, value), _after(keys[1:], values[1:])))
+
+
+def after(keys, values):
+    """The rows after ``values`` (a cursor's) in the order of ``keys``, as
+    conditions whose rows, read in the order and concatenated, are those
+    rows: each one a range of an index on the where's columns and the
+    first key (the leading key's own bound, then its nulls apart)."""
+    key, value = keys[0], values[0]
+    rest = _after(keys[1:], values[1:]) if len(keys) > 1 else None
+    column = key.column
+    if value is None:
+        segments = [] if rest is None else [sa.and_(column.is_(None), rest)]
+        if not key.nulls_last:
+            segments.append(column.is_not(None))
+        return segments or [sa.false()]
+    value = _value(key, value)
+    beyond = column < value if key.descending else column > value
+    if rest is None:
+        segments = [beyond]
+    else:
+        bound = column <= value if key.descending else column >= value
+        segments = [sa.and_(bound, sa.or_(beyond, sa.and_(column == value, rest)))]
+    if key.nulls_last and key.nullable:
+        segments.append(column.is_(None))
+    return segments
 
 
 def paging(request, default_size, max_size):

@@ -474,6 +474,26 @@ class Database:
         finally:
             self._committing = False
 
+    def close(self):
+        """Close this database's connections (the pool's; with SQLite, the
+        hub's and the pool's threads; the health check's): at the end of a
+        test or a script, outside any block of this database. A later use
+        connects again."""
+        with self._engine_lock:
+            engine, self._engine = self._engine, None
+            hub, self._hub = self._hub, None
+            threads, self._threads = self._threads, None
+        self._compiled.clear()
+        if engine is not None:
+            engine.dispose()
+        if hub is not None and hub.raw is not None:
+            hub.raw.close()
+        if threads is not None:
+            threads.kill()
+        health, self._health_connection = getattr(self, '_health_connection', None), None
+        if health is not None:
+            _close_quietly(health)
+
     # Health
 
     def healthy(self):

@@ -28,7 +28,7 @@ def test_a_note_is_created_read_updated_and_deleted():
     test('notes', 'read', {'id': note.id}, 200, note)
     test('notes', 'update', {'id': note.id, 'version': 1, 'text': 'second'}, 200,
          {**note, 'version': 2, 'text': 'second'})
-    listed = test('notes', 'list', {'where': {'id': note.id}}, 200,
+    listed = test('notes', 'list', {'where': {'id': note.id}, 'total': True}, 200,
                   {'meta': ANY(dict), 'data': [{**note, 'version': 2, 'text': 'second'}]})
     assert listed.ajson.meta.total_objects == 1
     test('notes', 'delete', {'id': note.id, 'version': 2}, 200, {})

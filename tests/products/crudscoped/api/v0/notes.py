@@ -24,6 +24,6 @@ def mine_only(request):
 @action
 def mine(request):
     """The table's own methods, called by the product: scoped too."""
-    listed = notes.list({'page_size': 100})
+    listed = notes.list({'page_size': 100, 'total': True})
     return {'total': listed['meta']['total_objects'], 'texts': sorted(row.text for row in listed['data']),
             'read': notes.read({'id': request.id}) if 'id' in request else None}
