@@ -208,11 +208,13 @@ def test_where_documented_is_where_the_server_takes(served):
     good = [{'where': {'name': {'$like': 'a%', '$not': {'$eq': 'ab'}}, '$or': [{'count': {'$ge': 1}}, {'day': None}]}},
             {'where': {'seen_at': {'$lt': '2026-01-02T03:04:05Z'}, 'color': {'$in': ['red', 'blue']}}},
             {'where': {'$not': {'is_active': True}}, 'sort_by': ['-price', 'id'], 'page': 2, 'page_size': 5},
-            {'where': None, 'sort_by': None}, {'where': {'name': 'x' * 150}}]  # name holds 100; a where, 1000
+            {'where': None, 'sort_by': None}, {'where': {'name': 'x' * 150}},  # name holds 100; a where, 1000
+            {'sort_by': ['-price nulls first', 'day nulls last'], 'total': True, 'after': None}]
     bad = [{'where': {'is_active': {'$lt': True}}}, {'where': {'count': {'$like': '1%'}}},
            {'where': {'secret': 'x'}}, {'where': {'$nor': []}}, {'where': {'name': {}}},
            {'where': {'$or': []}}, {'where': {'color': {'$in': 'red'}}}, {'where': {'name': 'x' * 1001}},
-           {'sort_by': ['price', '-price']}, {'sort_by': 'secret'}]
+           {'sort_by': ['price', '-price']}, {'sort_by': 'secret'}, {'sort_by': ['price', 'price nulls last']},
+           {'sort_by': 'price nulls'}, {'total': 'yes'}, {'after': 5}]
     for body in good:
         assert check.is_valid(body), body
         answer = post(server, '/api/v0/items/list', body)
