@@ -10,7 +10,7 @@ served by one process pinned to core 0: `apiphant` serves bench/crudbench
 (is_completed, spent_time)), `fastapi` serves bench/peers/fastapi_crud.py
 (the same table and index) with uvicorn from bench/.venv. The table is
 filled with --rows rows, then wrk on core 1 runs read by id, list with the
-indexed where (a count and a page of 20) and create, as bench/crud.py does.
+indexed where (a page of 20, no total) and create, as bench/crud.py does.
 The table gives the median round: req/s, CPU µs per request, the ratio to
 the echo and to the peer, beside issue 12's goals.
 """
