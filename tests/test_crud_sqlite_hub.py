@@ -62,3 +62,30 @@ connection.execute('ROLLBACK')
         assert list(hub.execute('SELECT n FROM t WHERE id = 2', ())[0]) == [(1,)]  # WAL: reads do not wait
     finally:
         holder.communicate('\n', timeout=10)
+
+
+def test_concurrent_creates_each_get_their_row_or_their_violation(tmp_path):
+    """16 creates at once (committed together on the hub), 9 of them taken
+    values; and one from another thread, committed alone."""
+    import sqlalchemy as sa
+
+    from apiphant.crud import storage
+    database = storage.Database(f'sqlite:///{tmp_path}/group.sqlite3')
+    table = sa.Table('t', sa.MetaData(), sa.Column('id', sa.Integer, primary_key=True),
+                     sa.Column('n', sa.Integer, unique=True))
+    with database.transaction() as connection:
+        table.create(connection)
+    insert = sa.insert(table).returning(*table.c)
+    try:
+        assert database.insert(insert, {'n': 0}) == (1, 0)
+        creates = [gevent.spawn(database.insert, insert, {'n': n % 8}) for n in range(1, 17)]
+        gevent.joinall(creates)
+        stored = [create.value for create in creates if create.successful()]
+        refused = [create.exception for create in creates if not create.successful()]
+        assert sorted(n for _, n in stored) == list(range(1, 8))  # a refused one fails alone, not its group
+        assert len(refused) == 9 and all(isinstance(error, sa.exc.IntegrityError) for error in refused)
+        assert gevent.get_hub().threadpool.apply(database.insert, (insert, {'n': 100}))[1] == 100
+        with database.connect() as connection:
+            assert connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 9
+    finally:
+        database.close()

@@ -381,6 +381,18 @@ class Database:
         with self._unavailable():
             if self.dialect != 'sqlite':
                 return self._postgresql(compiled, values, write=True)
+            self.engine  # noqa: B018 - made with its Hub
+            if not self._hub.here():  # another thread (a gevent hub of its own): no group commit
+                with self._write_lock():
+                    raw = self._checkout_raw()
+                    try:
+                        (rows, error), = self._sqlite_run(raw, _insert_all, ([(compiled.sql, compiled.arguments(values))],),
+                                                          compiled.sql)
+                    finally:
+                        raw.close()
+                if error is not None:
+                    raise exc.DBAPIError.instance(compiled.sql, values, error, sqlite3.Error)
+                return compiled.row(rows[0])
             done = gevent.event.AsyncResult()
             self._inserts.append((compiled, values, done))
             if not self._committing:
