@@ -295,6 +295,10 @@ def test_an_equality_where_and_a_sort_on_an_indexed_pair_read_one_index_range(ba
             assert 'due>?' in plan(database, deep) or 'due<?' in plan(database, deep)  # a range, not a scan
         else:
             assert 'due >=' in plan(database, deep) or 'due <=' in plan(database, deep)
+    by_id = sa.select(*tasks.visible).order_by(*(key.clause() for key in tasks._default_keys)).limit(21)
+    for explained in (plan(database, by_id), plan(database, by_id.where(query.after(tasks._default_keys, [2500])[0]))):
+        assert 'TEMP B-TREE' not in explained and not re.search(r'(^|->)\s*Sort\s+\(', explained, re.M), explained
+        assert 'SCAN tasks' in explained or 'PRIMARY KEY' in explained or 'Index Scan using tasks_pkey' in explained
     listed = ok(server, 'tasks/list', {'where': {'project': low + 3}, 'sort_by': 'due', 'page_size': 100}, 'carol')
     assert len(listed['data']) == 100 and listed['meta']['has_more']
 
