@@ -74,6 +74,9 @@ class Table:
       hidden; ``id`` is not a group field); ``stats_fields`` (default: the
       int and float columns).
     - ``page_size`` (20), ``max_page_size`` (100), ``sort_by`` (``'id'``).
+    - ``total`` (False): True answers ``meta.total_objects`` on every list
+      unless the request says ``"total": false`` (lists counted every time
+      before cursors came).
     - ``limits``: a ``query.Limits`` for the where language.
     - ``max_answer_text`` (8 Mi): characters of text one answer of list,
       group or sample may hold; past it, a 400 on ``page_size`` says how
