@@ -33,6 +33,9 @@ Rules:
    each wait for bytes of the answer, on every attempt.
 5. ``token``, a string or a callable giving one (asked before each attempt:
    where a token refresh plugs in), goes in ``Authorization: Bearer``.
+   ``Login(url, login, password)`` is such a callable for a product's
+   ``Accounts``: it logs in at the first call, refreshes the access token
+   before it expires, and logs in again when a refresh is refused.
 
 One ``requests.Session`` per client keeps connections alive; ``close()``
 (or ``with Client(...) as api:``) ends them.
@@ -53,7 +56,7 @@ from apiphant.errors import (
     UnsupportedMediaType, status_line)
 from apiphant.request import Request
 
-__all__ = ['Client', 'NetworkError', 'Timeout', 'SAFE_ACTIONS', 'error_of']
+__all__ = ['Client', 'Login', 'NetworkError', 'Timeout', 'SAFE_ACTIONS', 'error_of']
 
 SAFE_ACTIONS = frozenset({'read', 'list', 'group', 'stats', 'sample'})
 _SEGMENT = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
@@ -248,3 +251,55 @@ def _decoded(response):
         except orjson.JSONDecodeError:
             pass
     return response.text
+
+
+class Login:
+    """The access token of a user of a product's ``Accounts``, kept fresh:
+    ``Client(url, token=Login(url, 'ada@example.org', password))``.
+
+    The first call logs in (``POST /api/<accounts>/login``); later calls
+    answer the same access token until ``margin`` seconds before it
+    expires, then refresh it (the refresh token rotates); a refresh that is
+    refused (401: revoked, used, expired) logs in again. ``accounts`` is the
+    path of the module that declares ``Accounts`` (``v0/auth``). ``logout()``
+    revokes the refresh token and forgets both."""
+
+    def __init__(self, base_url, login, password, *, accounts='v0/auth', margin=30.0, timeout=10.0):
+        self.login, self._password = login, password
+        self.accounts, self.margin = accounts.strip('/'), margin
+        self.client = Client(base_url, timeout=timeout, retries=0)
+        self.access_token = self.refresh_token = None
+        self.expires = 0.0
+        self.user = None
+
+    def __call__(self):
+        if self.access_token is None or time.monotonic() >= self.expires - self.margin:
+            answer = None
+            if self.refresh_token is not None:
+                try:
+                    answer = self.client.call(f'{self.accounts}/refresh', {'refresh_token': self.refresh_token})
+                except Unauthorized:
+                    answer = None
+            if answer is None:
+                answer = self.client.call(f'{self.accounts}/login', {'login': self.login, 'password': self._password})
+            self._keep(answer)
+        return self.access_token
+
+    def _keep(self, answer):
+        self.access_token, self.refresh_token = answer.access_token, answer.refresh_token
+        self.expires = time.monotonic() + answer.expires_in
+        self.user = answer.get('user')
+
+    def logout(self):
+        if self.access_token is not None:
+            token = self()
+            self.client.call(f'{self.accounts}/logout', {'refresh_token': self.refresh_token},
+                             headers={'Authorization': f'Bearer {token}'})
+        self.access_token = self.refresh_token = self.user = None
+        self.expires = 0.0
+
+    def close(self):
+        self.client.close()
+
+    def __repr__(self):  # never the password nor a token
+        return f'Login({self.login!r} at {self.client.base_url})'

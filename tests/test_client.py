@@ -363,3 +363,52 @@ def test_error_of_a_body_that_is_not_json_keeps_it():
     assert (type(raised), raised.status, raised.error, raised.body) == (
         errors.ApiError, 502, '502 Bad Gateway', '<html>bad gateway</html>')
     assert raised.request_id is None and raised.retry_after is None
+
+
+@pytest.fixture(scope='module')
+def accounts(tmp_path_factory):
+    """A product with Accounts, and a user of it: (server, login, password)."""
+    import os
+    import subprocess
+    import sys
+    from apiphant.pytest_plugin import ServedProduct
+    url = f'sqlite:///{tmp_path_factory.mktemp("login") / "accounts.sqlite3"}'
+    server = ServedProduct(PRODUCTS / 'accounts_product', env={'APIPHANT_DATABASE_URL': url}).start()
+    password = 'a password of the client tests'
+    added = subprocess.run([sys.executable, '-m', 'apiphant', 'users', str(PRODUCTS / 'accounts_product'), 'add',
+                            'client@example.org', '--role', 'admin', '--password-stdin'], input=password + '\n',
+                           capture_output=True, text=True, timeout=120, env={**os.environ, 'APIPHANT_DATABASE_URL': url})
+    assert added.returncode == 0, added.stderr
+    yield server, 'client@example.org', password
+    server.stop()
+
+
+def test_login_logs_in_once_then_refreshes_and_logs_in_again_when_refused(accounts):
+    from apiphant.client import Login
+    server, login, password = accounts
+    token = Login(server.url, login, password)
+    with Client(server.url, token=token) as api:
+        assert api.v0.echo.read().roles == ['admin']
+        first = token.access_token, token.refresh_token
+        assert api.v0.echo.purge() == {'purged': True}
+        assert (token.access_token, token.refresh_token) == first  # still fresh: no new login nor refresh
+        token.expires = 0  # as if it were about to expire: refreshed, the refresh token rotated
+        assert api.v0.echo.read().id == token.user['id']
+        assert token.refresh_token != first[1] and token.access_token != first[0]
+        with pytest.raises(errors.Unauthorized):  # the first refresh token is used up
+            api.call('v0/auth/refresh', {'refresh_token': first[1]})
+        token.expires = 0  # its family is revoked: the refresh is refused, and Login logs in again
+        assert api.v0.echo.read().roles == ['admin']
+        token.logout()
+        assert token.access_token is None
+        assert api.v0.echo.read().roles == ['admin']  # logs in again at need
+    assert password not in repr(token) and token.access_token not in repr(token)
+    token.close()
+
+
+def test_login_with_a_wrong_password_raises_unauthorized(accounts):
+    from apiphant.client import Login
+    server, login, _ = accounts
+    with Client(server.url, token=Login(server.url, login, 'not the password')) as api:
+        with pytest.raises(errors.Unauthorized):
+            api.v0.echo.read()
