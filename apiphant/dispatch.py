@@ -69,7 +69,7 @@ def app(product, *, max_body_size=DEFAULT_MAX_BODY_SIZE, start=True, rate_limit=
     sources = identity.sources(package)
     routes = _access.settle(routes, package, sources)
     if start:
-        start_providers(routes)
+        start_providers(routes, sources)
         if sources:
             log.info('%s: access checked by %s', package, ', '.join(type(s).__name__ for s in sources))
         else:

@@ -181,10 +181,12 @@ def _collect(module, version, target, routes):
                     module.__name__, ', '.join(CONVENTIONAL))
 
 
-def start(routes):
-    """Start the providers of actions (a CRUD table creates its table), once
-    each, when the routes are to be served rather than listed."""
+def start(routes, others=()):
+    """Start the providers of actions (a CRUD table creates its table) and
+    ``others`` (identity sources), once each, when the routes are to be
+    served rather than listed."""
     providers = {id(route.provider): route.provider for route in routes.values() if route.provider is not None}
+    providers.update((id(other), other) for other in others)
     for provider in providers.values():
         begin = getattr(provider, 'apiphant_start', None)
         if begin is not None:

@@ -211,3 +211,10 @@ def test_the_api_description_says_who_may_call_each_operation():
     public = paths['/api/v0/public/status/read']['post']
     assert public['security'] == [{}, {'bearer': []}]  # a token is optional
     assert 'security' not in paths['/health']['get']
+
+
+def test_tokens_without_keys_stop_start_up_with_one_line():
+    result = subprocess.run([sys.executable, '-m', 'apiphant', str(PRODUCTS / 'guarded'), '127.0.0.1:0'],
+                            capture_output=True, text=True, timeout=60, env=_env())
+    assert result.returncode != 0
+    assert 'set APIPHANT_AUTH_KEYS' in result.stderr and 'Traceback' not in result.stderr

@@ -63,6 +63,10 @@ class ApiKeys:
     def __repr__(self):
         return f'ApiKeys(product={self.product!r}, table={self.keys.name!r})'
 
+    def apiphant_start(self):
+        """At server start: the table of keys."""
+        self.store.start()
+
     def apiphant_authenticate(self, token):
         if not token.startswith(PREFIX):
             return None

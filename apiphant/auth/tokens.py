@@ -14,6 +14,7 @@ import time
 import jwt
 
 from apiphant.auth.identity import Auth, BadToken, register
+from apiphant.product import ProductError
 
 __all__ = ['Keys', 'Tokens', 'keys', 'configure', 'mint', 'verify', 'ISSUER']
 
@@ -125,6 +126,11 @@ class Tokens:
 
     def __init__(self):
         self.audience = register(self)
+
+    def apiphant_start(self):
+        if not _keys:
+            raise ProductError('Tokens verifies access tokens: set APIPHANT_AUTH_KEYS (KID:SECRET, the secret '
+                               '32 bytes or more) or --auth-keys-file')
 
     def apiphant_authenticate(self, token):
         return verify(token, audience=self.audience)
