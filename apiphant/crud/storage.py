@@ -74,7 +74,7 @@ from apiphant.errors import ServiceUnavailable
 from apiphant.product import ProductError
 from apiphant.crud import settings as handed_settings
 
-__all__ = ['Database', 'database', 'database_url', 'parse_url', 'require_psycopg', 'locks_rows', 'healthy',
+__all__ = ['Database', 'database', 'database_url', 'parse_url', 'require_psycopg', 'locks_rows', 'healthy', 'rows',
            'RETRY_AFTER', 'PSYCOPG_FLOOR']
 
 log = logging.getLogger('apiphant.crud')
@@ -149,6 +149,49 @@ def database(product=None):
 def healthy():
     """Whether every database this process made answers (``Database.healthy``)."""
     return all([found.healthy() for found in list(_databases.values())])
+
+
+_shapes = {}  # (dialect name, SQLAlchemy's cache key): _Compiled, for rows()
+_SHAPES = 2000  # at most; past it, cleared (a where of many shapes should not hold memory for good)
+
+
+def rows(connection, statement):
+    """All rows (tuples) of the SELECT ``statement`` on ``connection`` (a
+    ``transaction()`` or ``connect()`` block's), compiled once per shape
+    (SQLAlchemy's cache key: the statement with its values left out) and run
+    through the driver without SQLAlchemy's execution context (~0.15 ms a
+    statement); the same errors as ``connection.execute``."""
+    key = statement._generate_cache_key()
+    dialect = connection.dialect
+    found = _shapes.get((dialect.name, key.key))
+    if found is None:
+        found = _Compiled(statement, dialect, None, key)
+        if found.expanding:  # IN lists rendered per call: SQLAlchemy's own path
+            return [tuple(row) for row in connection.execute(statement)]
+        if len(_shapes) >= _SHAPES:
+            _shapes.clear()
+        _shapes[dialect.name, key.key] = found
+    parameters = found.compiled.construct_params(extracted_parameters=key[1], escape_names=False)
+    database = connection.info.get('apiphant_database')
+    deadline = database._deadline(connection) if database is not None else None
+    raw = connection.connection.dbapi_connection
+    cursor = raw.cursor()
+    arguments = found.arguments(parameters)
+    try:
+        if dialect.name == 'sqlite':
+            cursor.deadline = deadline
+        cursor.execute(found.sql, arguments)
+        fetched, description = cursor.fetchall(), cursor.description
+    except dialect.loaded_dbapi.Error as error:
+        invalidated = dialect.is_disconnect(error, raw, cursor)
+        if invalidated:  # as SQLAlchemy does: the pool's older connections are as dead (a restart)
+            connection.engine.pool._invalidate(connection.connection, error, _checkin=False)
+            connection.invalidate(error)
+        raise exc.DBAPIError.instance(found.sql, arguments, error, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=invalidated) from None
+    finally:
+        cursor.close()
+    return [found.row(row, description) for row in fetched]
 
 
 def locks_rows(connection):
@@ -276,6 +319,7 @@ class Database:
     def _begin_block(self, connection, timeout, write):
         """Give the block on ``connection`` its deadline; the timeout to set
         in PostgreSQL when it is not the session's, else None."""
+        connection.info['apiphant_database'] = self
         timeout = self.timeout if timeout is _DEFAULT else timeout or None
         deadline = None if timeout is None else time.monotonic() + timeout
         connection.execution_options(apiphant_write=write, apiphant_deadline=deadline)
@@ -414,7 +458,8 @@ class Database:
                     driver.autocommit = False  # as the pool's other users expect it
         except self.engine.dialect.loaded_dbapi.Error as error:
             invalidated = self.engine.dialect.is_disconnect(error, raw, None)
-            if invalidated:
+            if invalidated:  # as SQLAlchemy does: the pool's older connections are as dead (a restart)
+                self.engine.pool._invalidate(raw, error, _checkin=False)
                 raw.invalidate(error)
             raise exc.DBAPIError.instance(compiled.sql, parameters, error, self.engine.dialect.loaded_dbapi.Error,
                                           connection_invalidated=invalidated) from None
@@ -603,13 +648,18 @@ class _Compiled:
     """A statement compiled once for a dialect: its SQL, how its parameters
     go to the driver, how its columns come back (SQLAlchemy's processors)."""
 
-    def __init__(self, statement, dialect, keys):
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+    def __init__(self, statement, dialect, keys, cache_key=None):
+        extra = {} if cache_key is None else {'cache_key': cache_key}
+        compiled = self.compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None,
+                                                     **extra)
         self.sql = compiled.string
+        self.expanding = bool(compiled.post_compile_params or compiled.literal_execute_params)
         processors = compiled._bind_processors
         self._names = compiled.positiontup  # None: named parameters (psycopg's %(name)s)
         self._binds = [(name, processors.get(name)) for name in (self._names or compiled.binds)]
         self._literals = {name: bind.effective_value for name, bind in compiled.binds.items()}  # version + 1's 1
+        escaped = compiled.escaped_bind_names or {}
+        self._keys = [escaped.get(name, name) for name, _ in self._binds]  # as the SQL names them
         self._dialect = dialect
         self._types = [type_ for _, _, _, type_ in compiled._result_columns]
         self._results = None  # made with the first answer's types (PostgreSQL's numeric processors need them)
@@ -621,7 +671,7 @@ class _Compiled:
             values.append(value if process is None or value is None else process(value))
         if self._names is not None:
             return values
-        return dict(zip((name for name, _ in self._binds), values))
+        return dict(zip(self._keys, values))
 
     def row(self, row, description=None):
         """The values of ``row``; ``description``: the cursor's, for PostgreSQL."""

@@ -561,7 +561,7 @@ class Table:
         for segment in segments:
             part = statement if segment is None else statement.where(segment)
             part = part.limit(limit - len(rows))
-            rows += connection.execute(part.offset(offset) if offset else part).all()
+            rows += storage.rows(connection, part.offset(offset) if offset else part)
             if len(rows) >= limit:
                 break
         return rows
