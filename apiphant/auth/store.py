@@ -14,7 +14,6 @@ import logging
 import re
 import time
 
-import gevent.lock
 import sqlalchemy as sa
 
 from apiphant.errors import ServiceUnavailable
@@ -46,9 +45,7 @@ class Store:
         self.product = product
         self.metadata = metadata
         self._database = None
-        self._prepared = False
-        self._failures = 0
-        self._lock = gevent.lock.Semaphore()
+        self._prepared = None
 
     @property
     def database(self):
@@ -58,25 +55,13 @@ class Store:
         return self._database
 
     def prepare(self):
-        """Create the missing tables once per process; the ``Database``."""
-        if not self._prepared:
-            # Bounded as generated tables are: while the database is down,
-            # requests do not queue here one connect timeout after another.
-            failures = self._failures
-            if not self._lock.acquire(timeout=self.database.wait):
-                raise ServiceUnavailable(retry_after=1)
-            try:
-                if not self._prepared:
-                    if failures != self._failures:
-                        raise ServiceUnavailable(retry_after=1)
-                    try:
-                        self._create()
-                    except ServiceUnavailable:
-                        self._failures += 1
-                        raise
-                    self._prepared = True
-            finally:
-                self._lock.release()
+        """Create the missing tables once per process (bounded as generated
+        tables are: storage.Once); the ``Database``."""
+        if self._prepared is None:
+            from apiphant.crud.storage import Once
+            self._prepared = Once(self._create)
+        if not self._prepared.done:
+            self._prepared(self.database.wait)
         return self._database
 
     def _create(self):

@@ -194,6 +194,40 @@ def rows(connection, statement):
     return [found.row(row, description) for row in fetched]
 
 
+class Once:
+    """Work done once per process on the database (creating tables), and
+    bounded: while the database cannot be reached, callers do not queue one
+    connect timeout after another (past ``wait`` seconds, a 503), and those
+    that waited for an attempt that failed fail with it."""
+
+    __slots__ = ('work', 'done', 'failures', 'lock')
+
+    def __init__(self, work):
+        self.work = work
+        self.done = False
+        self.failures = 0
+        self.lock = gevent.lock.Semaphore()
+
+    def __call__(self, wait):
+        if self.done:
+            return
+        failures = self.failures
+        if not self.lock.acquire(timeout=wait):
+            raise ServiceUnavailable(retry_after=RETRY_AFTER)
+        try:
+            if not self.done:
+                if failures != self.failures:
+                    raise ServiceUnavailable(retry_after=RETRY_AFTER)
+                try:
+                    self.work()
+                except ServiceUnavailable:
+                    self.failures += 1
+                    raise
+                self.done = True
+        finally:
+            self.lock.release()
+
+
 def locks_rows(connection):
     """Whether rows read on ``connection`` are to be locked for update: in a
     write transaction on PostgreSQL. SQLite's write lock already keeps the

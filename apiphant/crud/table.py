@@ -15,7 +15,6 @@ import sys
 import weakref
 
 import sqlalchemy as sa
-import gevent.lock
 
 from apiphant.errors import Conflict, Invalid, Missing, NotFound, ServiceUnavailable
 from apiphant.request import Request
@@ -212,9 +211,7 @@ class Table:
         self._scopes = []
         self.rules = Rules(name, self.actions, self._scope_columns, access=options['access'],
                            rules=options['rules'], owner=options['owner'], bypass=options['bypass'])
-        self._prepared = False
-        self._prepare_failures = 0
-        self._prepare_lock = gevent.lock.Semaphore()
+        self._prepared = storage.Once(lambda: schema.prepare(self.database, self))
         self._database = None
 
     def __repr__(self):
@@ -322,7 +319,7 @@ class Table:
 
     def prepare(self):
         """Create the table, or add its new columns, once per process; returns the database."""
-        if not self._prepared:
+        if not self._prepared.done:
             link(self.product)
             for column in self.references.values():  # PostgreSQL refers only to a table that exists
                 if column.target is not self:
@@ -330,24 +327,7 @@ class Table:
                         raise schema.SchemaError(f'{self.name}.{column.name} references {column.target.name}, '
                                                  f'which is in another database')
                     column.target.prepare()
-            # Bounded: while the database is unreachable, requests must not
-            # queue here one connect timeout after another; those that waited
-            # for an attempt that failed fail with it.
-            failures = self._prepare_failures
-            if not self._prepare_lock.acquire(timeout=self.database.wait):
-                raise ServiceUnavailable(retry_after=storage.RETRY_AFTER)
-            try:
-                if not self._prepared:
-                    if failures != self._prepare_failures:
-                        raise ServiceUnavailable(retry_after=storage.RETRY_AFTER)
-                    try:
-                        schema.prepare(self.database, self)
-                    except ServiceUnavailable:
-                        self._prepare_failures += 1
-                        raise
-                    self._prepared = True
-            finally:
-                self._prepare_lock.release()
+            self._prepared(self.database.wait)
         return self._database
 
     def _link(self):
