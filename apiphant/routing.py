@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from apiphant.limits import Rate
 from apiphant.product import import_module
 
-__all__ = ['Route', 'action', 'raw_environ', 'raw_response', 'discover', 'start', 'CONVENTIONAL']
+__all__ = ['Route', 'action', 'raw_environ', 'raw_response', 'provided', 'discover', 'start', 'CONVENTIONAL']
 
 log = logging.getLogger('apiphant')
 
@@ -59,6 +59,21 @@ def _provided(module):
                                      f'{action_name!r}; import one under a name starting with _')
                 provided[action_name] = _mark(function, name=action_name, provider=value)
     return provided
+
+
+def provided(method, name, doc, *, module=None, access=None):
+    """A function to route for a provider's ``method`` (a bound method cannot
+    take a name and a doc of its own), named ``name``, with ``doc``, as if
+    defined in ``module``, with its ``access`` when given."""
+    def action(request):
+        return method(request)
+    action.__name__ = action.__qualname__ = name
+    action.__doc__ = doc
+    if module is not None:
+        action.__module__ = module
+    if access is not None:
+        _mark(action, access=access)
+    return action
 
 
 def _mark(function, **spec):

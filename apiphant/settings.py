@@ -179,12 +179,13 @@ SETTINGS = (
 )
 
 
-def add_arguments(parser, command, environ=os.environ):
-    """Add the settings of ``command`` to an argparse parser; a default comes
-    from the environment variable when it is set."""
+def add_arguments(parser, command, environ=os.environ, names=None):
+    """Add the settings of ``command`` (only those ``names`` when given) to an
+    argparse parser; a default comes from the environment variable when it
+    is set."""
     group = parser.add_argument_group('settings (each also read from its APIPHANT_* variable)')
     for setting in SETTINGS:
-        if command in setting.commands:
+        if command in setting.commands and (names is None or setting.name in names):
             extra = {'nargs': '?', 'const': 'on'} if setting.type is switch else {}  # --reload alone is on
             group.add_argument(
                 setting.flag, dest=setting.name, type=setting.type, metavar=setting.name.split('_')[-1].upper(),

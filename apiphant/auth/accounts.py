@@ -51,6 +51,7 @@ from apiphant.auth.store import Store, now, prefix
 from apiphant.current import context
 from apiphant.errors import Forbidden, Invalid, NotFound, ServiceUnavailable, TooManyRequests
 from apiphant.product import ProductError
+from apiphant.routing import provided
 from apiphant.validation import field
 
 __all__ = ['Accounts', 'Throttle', 'normal_login']
@@ -59,7 +60,6 @@ log = logging.getLogger('apiphant')
 
 MAX_LOGIN = 320  # an e-mail address's longest
 _REFRESH_TOKEN_LENGTH = 43  # token_urlsafe(32)
-_MARK = '__apiphant_action__'
 ACTIONS = {'login': ANYONE, 'refresh': ANYONE, 'logout': AUTHENTICATED, 'me': AUTHENTICATED,
            'password': AUTHENTICATED}
 
@@ -201,13 +201,8 @@ class Accounts:
 
     def _action(self, name, access):
         method = getattr(self, name)
-
-        def action(request):
-            return method(request)
-        action.__name__ = action.__qualname__ = name
-        action.__doc__ = method.__doc__
+        action = provided(method, name, method.__doc__, access=access)
         action.__wrapped__ = getattr(type(self), name)  # its field() calls, for the API description
-        setattr(action, _MARK, {'access': access})
         return action
 
     def apiphant_start(self):

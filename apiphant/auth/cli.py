@@ -21,14 +21,13 @@ first line of the standard input; never from the command line.
 """
 import argparse
 import getpass
-import os
 import sys
 import time
 
 from apiphant.auth.accounts import normal_login
 from apiphant.crud import settings as database_settings
 from apiphant.product import ProductError, locate
-from apiphant.settings import SETTINGS
+from apiphant.settings import add_arguments
 
 __all__ = ['main']
 
@@ -37,13 +36,7 @@ def _parser(command):
     parser = argparse.ArgumentParser(prog=f'apiphant {command}', description=(
         "Manage the product's users (Accounts)." if command == 'users' else "Manage the product's API keys (ApiKeys)."))
     parser.add_argument('product', help='the product: a directory (examples/myproduct) or a package name')
-    group = parser.add_argument_group('settings (each also read from its APIPHANT_* variable)')
-    for setting in SETTINGS:
-        if setting.name in database_settings.NAMES:
-            group.add_argument(setting.flag, dest=setting.name, type=setting.type,
-                               metavar=setting.name.split('_')[-1].upper(),
-                               default=os.environ.get(setting.env, setting.default),
-                               help=f'{setting.help} [{setting.env}, default {setting.default}]')
+    add_arguments(parser, 'apiphant', names=database_settings.NAMES)
     actions = parser.add_subparsers(dest='action', required=True, metavar='ACTION')
 
     def action(name, help, named=True, roles=False, password=False):

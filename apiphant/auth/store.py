@@ -16,6 +16,7 @@ import time
 
 import sqlalchemy as sa
 
+from apiphant.crud import storage
 from apiphant.errors import ServiceUnavailable
 
 __all__ = ['Store', 'now', 'prefix']
@@ -45,21 +46,17 @@ class Store:
         self.product = product
         self.metadata = metadata
         self._database = None
-        self._prepared = None
+        self._prepared = storage.Once(self._create)
 
     @property
     def database(self):
         if self._database is None:
-            from apiphant.crud import storage  # SQLAlchemy's engines only when a source is used
             self._database = storage.database(self.product)
         return self._database
 
     def prepare(self):
         """Create the missing tables once per process (bounded as generated
         tables are: storage.Once); the ``Database``."""
-        if self._prepared is None:
-            from apiphant.crud.storage import Once
-            self._prepared = Once(self._create)
         if not self._prepared.done:
             self._prepared(self.database.wait)
         return self._database

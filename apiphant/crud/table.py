@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from apiphant.errors import Conflict, Invalid, Missing, NotFound, ServiceUnavailable
 from apiphant.request import Request
+from apiphant.routing import provided
 from apiphant.crud import aggregates, fields, query, schema, storage
 from apiphant.crud.budget import Budget
 from apiphant.crud.integrity import violations
@@ -380,16 +381,8 @@ class Table:
                         'on first use', self.name)
 
     def _action(self, name):
-        method = getattr(self, name)
-
-        def action(request):  # a function of its own: a bound method cannot take a name and doc
-            return method(request)
-        action.__name__ = action.__qualname__ = name
-        action.__module__ = self.module
-        action.__doc__ = _DOCS[name].format(table=self.name)
-        if name in self.rules.access:
-            action.__apiphant_action__ = {'access': self.rules.access[name]}
-        return action
+        return provided(getattr(self, name), name, _DOCS[name].format(table=self.name), module=self.module,
+                        access=self.rules.access.get(name))
 
     # The actions, callable from a product's own code too
 
