@@ -32,7 +32,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import timeit
@@ -179,15 +178,9 @@ def measure(name, token, args):
             raise RuntimeError(f'{name}: {path} answered {status} {answer!r}\n{running.log()}')
         if product == AUTHBENCH and post(running.url + ECHO)[0] != 401:
             raise RuntimeError(f'{name}: {ECHO} without a token is not refused: the gate is off')
-        command = wrk.command(running.url + path, args.duration, args.connections)
-        if with_token:
-            command[-1:-1] = ['-H', f'Authorization: Bearer {token}']
-        before = running.cpu()
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 30)
-        if completed.returncode:
-            raise RuntimeError(f'wrk exited with {completed.returncode}:\n{completed.stdout}{completed.stderr}')
-        result = wrk.parse(completed.stdout)
-        return result, (running.cpu() - before) / max(result.requests, 1)
+        result = wrk.run(running.url + path, args.duration, args.connections, cpu=running.cpu,
+                         headers=[f'Authorization: Bearer {token}'] if with_token else ())
+        return result, result.cpu_per_request
 
 
 def main():

@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -80,14 +79,9 @@ def measure(origins, args):
             allowed = response.headers.get('Access-Control-Allow-Origin')
         if allowed != (ORIGIN if origins else None):
             raise RuntimeError(f'CORS origins {origins!r}: Access-Control-Allow-Origin {allowed!r}')
-        command = wrk.command(running.url + server.ECHO_PATH, args.duration, args.connections)
-        command[-1:-1] = ['-H', f'Origin: {ORIGIN}']
-        before = running.cpu()
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 30)
-        if completed.returncode:
-            raise RuntimeError(f'wrk exited with {completed.returncode}:\n{completed.stdout}{completed.stderr}')
-        result = wrk.parse(completed.stdout)
-        return result, (running.cpu() - before) / max(result.requests, 1)
+        result = wrk.run(running.url + server.ECHO_PATH, args.duration, args.connections, cpu=running.cpu,
+                         headers=[f'Origin: {ORIGIN}'])
+        return result, result.cpu_per_request
 
 
 def main():

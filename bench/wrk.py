@@ -27,16 +27,17 @@ class Result:
         return self.non_2xx + self.socket_errors
 
 
-def command(url, duration, connections):
-    return ['taskset', '-c', str(CORE), 'wrk', '-t1', f'-c{connections}',
-            f'-d{duration}s', '--latency', '-s', str(POST_LUA), url]
+def command(url, duration, connections, headers=()):
+    """wrk's command line; ``headers``: ``'Name: value'`` lines sent with each request."""
+    return ['taskset', '-c', str(CORE), 'wrk', '-t1', f'-c{connections}', f'-d{duration}s', '--latency',
+            *(item for header in headers for item in ('-H', header)), '-s', str(POST_LUA), url]
 
 
-def run(url, duration, connections, cpu=None):
+def run(url, duration, connections, cpu=None, headers=()):
     """Load `url` for `duration` seconds; wrk bounds itself, the timeout bounds wrk.
     `cpu`, if given, returns the server's CPU seconds so far (Server.cpu)."""
     before = cpu() if cpu else None
-    completed = subprocess.run(command(url, duration, connections), capture_output=True,
+    completed = subprocess.run(command(url, duration, connections, headers), capture_output=True,
                                text=True, timeout=duration + 30)
     if completed.returncode:
         raise RuntimeError(f'wrk exited with {completed.returncode} on {url}:\n'
