@@ -19,6 +19,7 @@ from apiphant.errors import (ApiError, MethodNotAllowed, NotFound, PayloadTooLar
 from apiphant.limits import RateLimits, shed
 from apiphant.product import locate
 from apiphant.routing import Route, discover, start as start_providers
+from apiphant.stream import HEADERS as STREAM_HEADERS, Stream
 
 __all__ = ['app', 'Application', 'DEFAULT_MAX_BODY_SIZE', 'HEALTH']
 
@@ -147,6 +148,8 @@ class Application:
                 return _OK, _NO_HEADERS, _EMPTY
             if isinstance(response, dict):
                 return _OK, _NO_HEADERS, encode(response)
+            if type(response) is Stream:  # the front sends the head, then hands it the connection
+                return _OK, STREAM_HEADERS, response
             raise TypeError(f'{route.module}.{route.function.__name__} returned '
                             f'{type(response).__name__}, an action should return a dict or None')
         except ApiError as error:
@@ -224,6 +227,9 @@ class Application:
 
     @staticmethod
     def _finish(start_response, headers, status, extra, body):
+        if type(body) is Stream:  # its events need apiphant's own front, which holds no greenlet per stream
+            body.end(cut=True)
+            status, extra, body = '501 Not Implemented', (), ApiError(501, _STREAMS_NEED_FRONT).body()
         headers.extend(extra)
         if status[:3] == '204':  # RFC 9110 8.6: no content, so neither its type nor its length
             headers = [header for header in headers if header[0] != 'Content-Type']
@@ -251,6 +257,7 @@ class Application:
 
 
 NOT_JSON = 'Request content should be JSON: send Content-Type: application/json'
+_STREAMS_NEED_FRONT = 'an event stream is served by apiphant\'s own server (python -m apiphant), not through WSGI'
 _APPLICATION_JSON = b'application/json'
 _JSON_TYPES = {}  # Content-Type as sent: whether it is JSON
 

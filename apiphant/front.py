@@ -40,6 +40,7 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 from apiphant.current import Headers
 from apiphant.errors import STATUS_LINES, ApiError, PayloadTooLarge
 from apiphant.limits import Proxies
+from apiphant.stream import Stream
 
 __all__ = ['Front', 'Connection', 'Message', 'head', 'wsgi_environ']
 
@@ -66,10 +67,12 @@ _NO_CONTENT = _STATUS['204 No Content']
 _CLOSE_QUIETLY = object()  # a rejection that closes without an answer of its own
 
 
-def head(status, extra, request_id, payload, date, *, head_only=False, keep_alive=True, http10=False):
+def head(status, extra, request_id, payload, date, *, head_only=False, keep_alive=True, http10=False,
+         streamed=False):
     """A whole response: the status line (bytes), the ``extra`` headers (str
     pairs, checked by the application: no line breaks), the JSON type unless
-    ``extra`` names one, the length (neither for a 204), the request id (unless None), the date,
+    ``extra`` names one, the length (neither for a 204; ``streamed``: chunked
+    instead, or, in HTTP/1.0, up to the close), the request id (unless None), the date,
     nosniff, no-store unless ``extra`` says how to cache, how the connection
     goes on, and ``payload`` unless ``head_only``."""
     parts = [b'HTTP/1.1 ', status, b'\r\n']
@@ -82,7 +85,10 @@ def head(status, extra, request_id, payload, date, *, head_only=False, keep_aliv
     if status != _NO_CONTENT:  # RFC 9110 8.6: a 204 has no content, so no Content-Length
         if not typed:
             parts.append(b'Content-Type: application/json\r\n')
-        parts += (b'Content-Length: ', b'%d' % len(payload), b'\r\n')
+        if not streamed:
+            parts += (b'Content-Length: ', b'%d' % len(payload), b'\r\n')
+        elif not http10:
+            parts.append(b'Transfer-Encoding: chunked\r\n')
     if request_id is not None:
         parts += (b'X-Request-Id: ', request_id, b'\r\n')
     parts += (b'Date: ', date, b'\r\nX-Content-Type-Options: nosniff\r\n')
@@ -115,6 +121,7 @@ class Front:
         self.access_log = access_log
         self.heartbeat = heartbeat
         self.connections = set()
+        self.streams = set()  # apiphant.stream.Stream: answers going on, which no connection greenlet holds
         self.draining = False
         self.grace_end = FOREVER
         self.now = time.monotonic()
@@ -172,6 +179,8 @@ class Front:
         then end what is left."""
         self.draining = True
         self.server.close()
+        for stream in list(self.streams):  # ended cleanly: their clients resume elsewhere
+            stream.end()
         started = time.monotonic()
         self.grace_end = started + min(DRAIN_GRACE, timeout)
         for connection in list(self.connections):
@@ -249,7 +258,7 @@ class Connection:
     """
 
     __slots__ = ('front', 'sock', 'raw_send', 'client', 'via_proxy', 'parser', 'state', 'deadline', 'message', 'done',
-                 'head_size', 'body_start')
+                 'head_size', 'body_start', 'stream')
 
     def __init__(self, front, sock, address):
         self.front = front
@@ -265,6 +274,7 @@ class Connection:
         self.done = []  # the requests received whole, waiting for their answers
         self.head_size = 0
         self.body_start = 0.0
+        self.stream = None  # an answer that goes on after its head (apiphant.stream)
 
     # llhttp's callbacks. What they raise, llhttp raises again as the
     # HttpParserCallbackError that serve() catches.
@@ -417,10 +427,14 @@ class Connection:
                         self.deadline = resume
         finally:
             front.connections.discard(self)
-            try:
-                sock.close()
-            except OSError:
-                pass
+            stream = self.stream
+            if stream is not None and stream.raw is None:  # its head was never sent
+                stream.end(cut=True)
+            if stream is None or stream.raw is None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
 
     @staticmethod
     def _rejection(cause):
@@ -494,6 +508,10 @@ class Connection:
             return False
         if sent < len(out) and not self._send_rest(out, sent):
             return False
+        if self.stream is not None:  # the stream takes the connection; this greenlet ends
+            self.front.connections.discard(self)
+            self.stream.attach(self.sock, streams=self.front.streams, client=self.client)
+            return False
         return not close
 
     def _send_rest(self, out, sent):
@@ -553,6 +571,13 @@ class Connection:
         close = not message.keep_alive or must_close or (last and front.draining)  # draining: after the last answer
         status = _STATUS.get(status) or status.encode('latin-1')
         request_id = request_id.encode('latin-1')
+        if type(payload) is Stream:
+            self.stream = payload
+            payload.chunked = not message.http10
+            if front.cors is not None and message.origin is not None:
+                extra = front.cors.add(extra, message.origin)
+            return head(status, extra, request_id, b'', front.date, keep_alive=False, http10=message.http10,
+                        streamed=True), True
         if front.cors is not None and message.origin is not None:
             if not extra and not close and not message.http10 and message.method != b'HEAD':
                 return _CORS_ANSWER % (status, front.cors.lines(message.origin), len(payload), request_id,

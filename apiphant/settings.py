@@ -170,6 +170,15 @@ SETTINGS = (
             'as long); longer: 503 with Retry-After; 0: none', seconds),
     Setting('database_connect_timeout', '1', 'seconds a new PostgreSQL connection may take (psycopg alone '
             'waits 2 s at least); longer: 503 with Retry-After', seconds),
+    Setting('watch_retention', '600', 'seconds the change log keeps each change of a watched table: a '
+            'client that reconnects later than that with its Last-Event-ID gets a reset event and lists again',
+            seconds),
+    Setting('watch_heartbeat', '15', 'seconds between two heartbeats of a watch stream (a comment, which '
+            'keeps proxies from closing a quiet stream)', seconds),
+    Setting('max_watchers', '20000', 'watch streams one process holds at once; past it, 503 with '
+            'Retry-After', natural),
+    Setting('max_watchers_per_client', '100', 'watch streams one client (address) holds at once in a '
+            'process; past it, 429 with Retry-After', natural),
     Setting('stop_timeout', '8', 'seconds SIGTERM lets running tasks finish before they are '
             'interrupted, below supervisor\'s 10 s before SIGKILL', seconds,
             ('apiphant-background',)),

@@ -119,6 +119,18 @@ class Rules:
                 self._known[key] = clause
         return clause
 
+    def matching(self, dialect):
+        """The ``query.Match`` the current caller's rows must pass for
+        ``list`` (a watch's events), None when none holds, False when no
+        row passes (a value the caller does not have)."""
+        auth = self.caller()
+        if auth is None or 'list' not in self.rules:
+            return None
+        try:
+            return query.compile_match(self._bind(self.rules['list'], auth), self.columns, _LIMITS, dialect)
+        except _Unfit:
+            return False
+
     def creating(self):
         """The clause a created row must match, or None."""
         auth = self.caller()

@@ -11,7 +11,7 @@ from apiphant.settings import SETTINGS
 __all__ = ['configure', 'handed']
 
 NAMES = ('database_url', 'database_pool_size', 'database_wait', 'database_timeout',
-         'database_connect_timeout')
+         'database_connect_timeout', 'watch_retention', 'watch_heartbeat', 'max_watchers', 'max_watchers_per_client')
 _MISSING = object()
 _handed = None
 

@@ -69,7 +69,7 @@ from gevent.threadpool import ThreadPool
 from sqlalchemy import event, exc
 
 from apiphant import metrics
-from apiphant.crud import sqlite
+from apiphant.crud import changes, sqlite
 from apiphant.errors import ServiceUnavailable
 from apiphant.product import ProductError
 from apiphant.crud import settings as handed_settings
@@ -263,6 +263,7 @@ class Database:
         self._committing = False
         self._health = (None, -2.0)  # (the last check's answer, when it ended)
         self._health_check = None  # the check under way (a greenlet)
+        self.on_changes = None  # called after a transaction that recorded changes committed (watch)
 
     def __repr__(self):
         return f'Database({self.url.render_as_string(hide_password=True)!r})'
@@ -374,20 +375,31 @@ class Database:
         (None: none), for a long job of the product's own."""
         current = self._current.get()
         if current is not None:  # a savepoint: an error here undoes this block only
-            with current.begin_nested():
-                yield current
+            noted = changes.mark(current)
+            try:
+                with current.begin_nested():
+                    yield current
+            except BaseException:
+                changes.undo(current, noted)
+                raise
             return
+        recorded = False
         with self._unavailable(), self._write_lock():
             with self._checkout() as connection:
                 token = self._current.set(connection)
                 try:
                     statement_timeout = self._begin_block(connection, timeout, True)
                     with connection.begin():
+                        changes.begin(connection)
                         if statement_timeout is not None:
                             connection.exec_driver_sql(f'SET LOCAL statement_timeout = {statement_timeout}')
                         yield connection
+                        recorded = changes.flush(connection)
                 finally:
+                    changes.forget(connection)
                     self._current.reset(token)
+        if recorded and self.on_changes is not None:
+            self.on_changes()
 
     @contextlib.contextmanager
     def connect(self, *, timeout=_DEFAULT):

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from apiphant.errors import Conflict, Invalid, Missing, NotFound, ServiceUnavailable
 from apiphant.request import Request
-from apiphant.routing import provided
-from apiphant.crud import aggregates, fields, query, schema, storage
+from apiphant.routing import provided, raw_environ
+from apiphant.crud import aggregates, changes, fields, query, schema, storage, watch
 from apiphant.crud.budget import Budget
 from apiphant.crud.integrity import violations
 from apiphant.crud.rules import Rules
@@ -30,7 +30,7 @@ __all__ = ['Table', 'ACTIONS', 'OPTIONAL_ACTIONS']
 log = logging.getLogger('apiphant.crud')
 
 ACTIONS = ('create', 'read', 'update', 'delete', 'list')
-OPTIONAL_ACTIONS = ('group', 'stats', 'sample')
+OPTIONAL_ACTIONS = ('group', 'stats', 'sample', 'watch')
 HOOKS = ('before_create', 'after_create', 'before_update', 'after_update', 'before_delete',
          'after_delete')
 _NAME = re.compile(r'[a-z][a-z0-9_]{0,62}\Z')
@@ -58,6 +58,8 @@ _DOCS = {
     'stats': 'Minimum, maximum and average of fields of {table}: {{"fields", "where"}} -> '
              '{{field: {{"min", "max", "avg"}}}}.',
     'sample': 'Random rows of {table}: {{"page_size", "where"}} -> {{"data": [rows]}}.',
+    'watch': 'Watch rows of {table}: {{"where"}} (or GET ?where=JSON) -> a text/event-stream: an event per '
+             'change of a row that matches (create, update, delete), with Last-Event-ID to resume.',
 }
 
 
@@ -68,7 +70,9 @@ class Table:
     but ``id`` and ``version``, even an option's); the others are options:
 
     - ``actions``: the generated actions, ``ACTIONS`` by default; add
-      ``'group'``, ``'stats'``, ``'sample'`` to opt in.
+      ``'group'``, ``'stats'``, ``'sample'``, ``'watch'`` to opt in (a
+      watched table records each change in the database's change log, in
+      the write's transaction: see ``apiphant.crud.watch``).
     - ``query_fields``, ``sort_fields``, ``group_fields``: the fields a
       client may name there (default: ``id`` and the columns that are not
       hidden; ``id`` is not a group field); ``stats_fields`` (default: the
@@ -212,6 +216,7 @@ class Table:
         self._scopes = []
         self.rules = Rules(name, self.actions, self._scope_columns, access=options['access'],
                            rules=options['rules'], owner=options['owner'], bypass=options['bypass'])
+        self.watched = 'watch' in self.actions
         self._prepared = storage.Once(lambda: schema.prepare(self.database, self))
         self._database = None
 
@@ -329,6 +334,9 @@ class Table:
                                                  f'which is in another database')
                     column.target.prepare()
             self._prepared(self.database.wait)
+            if self.watched:
+                changes.prepare(self._database)
+                watch.live(self._database).know(self)
         return self._database
 
     def _link(self):
@@ -376,13 +384,17 @@ class Table:
         try:
             self.database.check()
             self.prepare()
+            if self.watched:
+                watch.live(self.database).serve()
         except ServiceUnavailable:
             log.warning('%s: the database is unavailable at start-up; the table will be prepared '
                         'on first use', self.name)
 
     def _action(self, name):
-        return provided(getattr(self, name), name, _DOCS[name].format(table=self.name), module=self.module,
-                        access=self.rules.access.get(name))
+        method = watch.action(self) if name == 'watch' else getattr(self, name)
+        function = provided(method, name, _DOCS[name].format(table=self.name), module=self.module,
+                            access=self.rules.access.get(name))
+        return raw_environ(function, methods=('GET', 'POST')) if name == 'watch' else function
 
     # The actions, callable from a product's own code too
 
@@ -403,6 +415,8 @@ class Table:
             self._check_targets(connection, checked, request)
             stored = connection.execute(self._sql_insert, {**checked, 'version': 1}).one()
             row = self._row(stored)
+            if self.watched:
+                changes.record(connection, self.name, 'create', row.id, None, row)
             if creating is not None and connection.execute(
                     self._sql_exists.where(creating), {'_keys': [row.id]}).first() is None:
                 raise Invalid('rules', f'the row does not match the create rule of {self.name}')  # rolls back
@@ -431,17 +445,19 @@ class Table:
     def update(self, request):
         key = fields.row_id(request)
         version = fields.row_version(request)
-        changes = Request(self._changes(request, ('id', 'version')))
+        values = Request(self._changes(request, ('id', 'version')))
         scoped = self.scoped(request, 'update')
-        with violations(self, changes), self.prepare().transaction() as connection:
+        with violations(self, values), self.prepare().transaction() as connection:
             current = None
-            if self._hooks['before_update'] or not changes:
+            if self._hooks['before_update'] or not values or self.watched:
                 current = self._current(connection, key, version, scoped)
-                self._run_hooks('before_update', changes, current)
-            if changes:
-                checked = self._checked(changes)
+                self._run_hooks('before_update', values, current)
+            if values:
+                checked = self._checked(values)
                 self._check_targets(connection, checked, request)
                 row = self._change(connection, self._sql_update, key, version, {'_key': key, **checked}, scoped)
+                if self.watched:
+                    changes.record(connection, self.name, 'update', key, current, row)
             else:
                 row = current
             self._run_hooks('after_update', row)
@@ -458,6 +474,8 @@ class Table:
                     self._run_hooks('before_delete', self._current(connection, key, version, scoped))
                 self._unrefer(connection, key)
                 row = self._change(connection, self._sql_delete, key, version, {'_key': key}, scoped)
+                if self.watched:
+                    changes.record(connection, self.name, 'delete', key, row, None)
                 self._run_hooks('after_delete', row)
         except sa.exc.IntegrityError as error:  # rows refer to it (on_delete restrict)
             raise self._referred(key, error.orig) from None
@@ -585,15 +603,46 @@ class Table:
                     dangling.append(name)
         return tuple(dangling)
 
-    def _unrefer(self, connection, key):
+    def _unrefer(self, connection, key, seen=None):
         """Before the row ``key`` is deleted: null the references of
         ``on_delete='set null'`` to it, as a change of those rows (their
-        version grows), which the database's own SET NULL would not be."""
+        version grows), which the database's own SET NULL would not be; and
+        note in the change log what the delete does to watched tables: the
+        rows nulled, and the rows the database deletes by ``cascade`` (with
+        what its own SET NULL then does to the rows referring to those)."""
+        ours = seen is None
+        seen = set() if seen is None else seen
         for table, column in self._referrers:
-            if column.on_delete == 'set null':
-                c = table.sql.c
-                connection.execute(sa.update(table.sql).where(c[column.name] == key)
-                                   .values({column.name: None, 'version': c.version + 1}))
+            c = table.sql.c
+            referring = c[column.name] == key
+            if column.on_delete == 'set null' and ours:
+                statement = sa.update(table.sql).where(referring).values({column.name: None, 'version': c.version + 1})
+                if not table.watched:
+                    connection.execute(statement)
+                    continue
+                for stored in connection.execute(statement.returning(*c)).all():
+                    row = table._row(stored)
+                    changes.record(connection, table.name, 'update', row.id,
+                                   {**row, column.name: key, 'version': row.version - 1}, row)
+            elif column.on_delete == 'set null' and table.watched:
+                for stored in connection.execute(sa.select(*c).where(referring)).all():
+                    row = table._row(stored)
+                    changes.record(connection, table.name, 'update', row.id, row, {**row, column.name: None})
+            elif column.on_delete == 'cascade' and table._watched_below():
+                for stored in connection.execute(sa.select(*c).where(referring)).all():
+                    row = table._row(stored)
+                    if (table, row.id) in seen:
+                        continue
+                    seen.add((table, row.id))
+                    table._unrefer(connection, row.id, seen)
+                    if table.watched:
+                        changes.record(connection, table.name, 'delete', row.id, row, None)
+
+    def _watched_below(self, path=()):
+        """Whether this table, or one that a delete of its rows reaches
+        (cascade, set null), is watched."""
+        return self.watched or any(table._watched_below((*path, self)) for table, column in self._referrers
+                                   if column.on_delete != 'restrict' and table not in path and table is not self)
 
     def _referred(self, key, error):
         """The 409 of a delete that foreign keys refuse, naming what refers to the row."""
@@ -676,6 +725,12 @@ class Table:
     def sample(self, request):
         return aggregates.sample(self, request)
 
+    def watch(self, request):
+        """A ``Stream`` of the changes of the rows that match
+        ``request['where']`` and that the caller may list (see
+        ``apiphant.crud.watch``)."""
+        return watch.watch(self, request)
+
     # Parsing and shaping
 
     def _changes(self, request, skip):
@@ -739,9 +794,10 @@ class Table:
         return Request(zip(self._visible_names, stored))
 
     def _plain_create(self):
-        """A create with no hook and no reference to check, outside a transaction."""
-        return not (self._hooks['before_create'] or self._hooks['after_create'] or getattr(self, 'references', None)
-                    or self.prepare().in_transaction())
+        """A create with no hook, no reference to check and no change to
+        record, outside a transaction."""
+        return not (self.watched or self._hooks['before_create'] or self._hooks['after_create']
+                    or getattr(self, 'references', None) or self.prepare().in_transaction())
 
     def _insert(self, values):
         with violations(self):

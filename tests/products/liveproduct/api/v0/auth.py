@@ -1,0 +1,3 @@
+from apiphant.auth import Tokens
+
+tokens = Tokens()
