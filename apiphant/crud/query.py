@@ -1,5 +1,7 @@
 """The ``where`` language, ``sort_by`` and paging: JSON compiled to SQLAlchemy
-clauses, as pure functions of the request and the fields a table allows.
+clauses, as pure functions of the request and the fields a table allows; and
+the same where compiled to a Python predicate of a row (``compile_match``),
+which selects the rows the SQL selects.
 
 Invariants, each pinned by tests:
 
@@ -11,6 +13,9 @@ Invariants, each pinned by tests:
   while compiling, so an oversized query is a 400, never a slow query.
 - Conditions have two values: ``$not`` is the exact complement of what it
   negates, null fields included.
+- One walk (``_Compiler``) checks a where for both compilers, which differ
+  only in what they build (``_SQL``, ``_Python``); each operator carries its
+  SQL and its Python meaning side by side in ``OPERATORS``.
 """
 import base64
 import datetime
@@ -23,8 +28,8 @@ import sqlalchemy as sa
 from apiphant.errors import Invalid
 from apiphant.crud.columns import INT64_MAX
 
-__all__ = ['Operator', 'OPERATORS', 'LOGICAL', 'Limits', 'compile_where', 'SortKey', 'sort_keys', 'order_by',
-           'cursor', 'cursor_values', 'after', 'paging']
+__all__ = ['Operator', 'OPERATORS', 'LOGICAL', 'Limits', 'compile_where', 'compile_match', 'Match',
+           'SortKey', 'sort_keys', 'order_by', 'cursor', 'cursor_values', 'after', 'paging']
 
 LOGICAL = ('$and', '$or', '$not')
 
@@ -54,10 +59,16 @@ class Operator:
     - ``list``: a list of such values;
     - ``bool``: true or false;
     - ``pattern``, ``text``: a string, and the field is text.
+
+    ``build(sql_column, argument)`` is its SQL clause; ``match(argument,
+    dialect)`` its Python meaning, a predicate of the field's value (None
+    for null) true exactly when the clause is true on that dialect: where
+    SQL finds a condition unknown (a null compared), it is false.
     """
     name: str
     takes: str
     build: object
+    match: object
     meaning: str
 
 
@@ -69,24 +80,73 @@ def _ne(column, value):
     return column.is_not(None) if value is None else column.is_distinct_from(value)
 
 
+def _is_null(field):
+    return field is None
+
+
+def _is_not_null(field):
+    return field is not None
+
+
+def _equal_to(value, dialect):
+    return _is_null if value is None else lambda field: field == value  # null == value is False
+
+
+def _distinct_from(value, dialect):
+    return _is_not_null if value is None else lambda field: field != value  # null != value is True
+
+
+def _one_of(values, dialect):
+    values = frozenset(values)  # empty: false, null fields too (NULL IN () is false)
+    return lambda field: field in values
+
+
+def _none_of(values, dialect):
+    values = frozenset(values)
+    return lambda field: field not in values
+
+
+def _like(pattern, dialect):
+    match = _like_regex(pattern).match
+    return lambda field: field is not None and match(field) is not None
+
+
+def _ilike(pattern, dialect):
+    lower = _LOWER[dialect]
+    match = _like_regex(lower(pattern)).match
+    return lambda field: field is not None and match(lower(field)) is not None
+
+
+def _contains(text, dialect):
+    return lambda field: field is not None and text in field
+
+
+def _icontains(text, dialect):
+    lower = _LOWER[dialect]
+    text = lower(text)
+    return lambda field: field is not None and text in lower(field)
+
+
 OPERATORS = {operator.name: operator for operator in (
-    Operator('$eq', 'value', _eq, 'equal; null matches a null field (a plain value means $eq)'),
-    Operator('$ne', 'value', _ne, 'not equal; a null field is not equal to any value'),
-    Operator('$lt', 'scalar', lambda c, v: c < v, 'less than'),
-    Operator('$le', 'scalar', lambda c, v: c <= v, 'less than or equal'),
-    Operator('$gt', 'scalar', lambda c, v: c > v, 'greater than'),
-    Operator('$ge', 'scalar', lambda c, v: c >= v, 'greater than or equal'),
-    Operator('$in', 'list', lambda c, v: c.in_(v), 'equal to one of a list of values'),
-    Operator('$nin', 'list', lambda c, v: sa.or_(c.is_(None), c.not_in(v)),
+    Operator('$eq', 'value', _eq, _equal_to, 'equal; null matches a null field (a plain value means $eq)'),
+    Operator('$ne', 'value', _ne, _distinct_from, 'not equal; a null field is not equal to any value'),
+    Operator('$lt', 'scalar', lambda c, v: c < v, lambda v, d: lambda f: f is not None and f < v, 'less than'),
+    Operator('$le', 'scalar', lambda c, v: c <= v, lambda v, d: lambda f: f is not None and f <= v,
+             'less than or equal'),
+    Operator('$gt', 'scalar', lambda c, v: c > v, lambda v, d: lambda f: f is not None and f > v, 'greater than'),
+    Operator('$ge', 'scalar', lambda c, v: c >= v, lambda v, d: lambda f: f is not None and f >= v,
+             'greater than or equal'),
+    Operator('$in', 'list', lambda c, v: c.in_(v), _one_of, 'equal to one of a list of values'),
+    Operator('$nin', 'list', lambda c, v: sa.or_(c.is_(None), c.not_in(v)), _none_of,
              'equal to none of a list of values (a null field is not in the list)'),
     Operator('$exists', 'bool', lambda c, v: c.is_not(None) if v else c.is_(None),
-             'true: the field is not null; false: it is null'),
-    Operator('$like', 'pattern', lambda c, v: c.like(v, escape='\\'),
+             lambda v, d: _is_not_null if v else _is_null, 'true: the field is not null; false: it is null'),
+    Operator('$like', 'pattern', lambda c, v: c.like(v, escape='\\'), _like,
              'SQL LIKE, case-sensitive: % any characters, _ one, \\ escapes'),
-    Operator('$ilike', 'pattern', lambda c, v: c.ilike(v, escape='\\'), '$like, case-insensitive'),
-    Operator('$contains', 'text', lambda c, v: c.contains(v, autoescape=True),
+    Operator('$ilike', 'pattern', lambda c, v: c.ilike(v, escape='\\'), _ilike, '$like, case-insensitive'),
+    Operator('$contains', 'text', lambda c, v: c.contains(v, autoescape=True), _contains,
              'contains the string, case-sensitive (no wildcards)'),
-    Operator('$icontains', 'text', lambda c, v: c.icontains(v, autoescape=True),
+    Operator('$icontains', 'text', lambda c, v: c.icontains(v, autoescape=True), _icontains,
              '$contains, case-insensitive'),
 )}
 
@@ -96,17 +156,194 @@ def _negate(clause):
     return sa.not_(sa.func.coalesce(clause, sa.false()))
 
 
+# Case folding as each database's lower() does it; ILIKE is lower() LIKE
+# lower() in both. Both fold one character into one character, so that _
+# still matches one.
+
+def _lower_ascii(text):
+    """SQLite's lower() (without ICU): A-Z only. bytes.lower() folds those
+    alone, and UTF-8 spells any other character in bytes above them."""
+    return text.lower() if text.isascii() else text.encode('utf-8', 'surrogatepass').lower().decode(
+        'utf-8', 'surrogatepass')
+
+
+def _lower_simple(text):
+    """PostgreSQL's lower() on a UTF-8 database whose ctype is C.UTF-8:
+    each character's simple lowercase (glibc's towlower). Python's
+    str.lower() differs from it on two characters only: İ (i and a
+    combining dot, two characters) and Σ (final ς by context)."""
+    if text.isascii():
+        return text.lower()
+    return text.replace('\u0130', 'i').replace('\u03a3', '\u03c3').lower()
+
+
+_LOWER = {'sqlite': _lower_ascii, 'postgresql': _lower_simple}  # a dialect's name: its lower()
+
+
+def _like_regex(pattern):
+    """A regular expression that matches, from the start, the texts LIKE
+    ``pattern`` matches (``\\`` escapes; % any characters, _ one). The
+    pieces between two % have a fixed length: each one but the last takes
+    the first place it fits, and keeps it (an atomic group), which leaves
+    the most room to the pieces after it; so no text makes it backtrack
+    more than text × pattern, whatever the number of %."""
+    pieces, piece, characters = [], [], iter(pattern)
+    for character in characters:
+        if character == '%':
+            pieces.append(''.join(piece))
+            piece = []
+        elif character == '_':
+            piece.append('.')
+        else:  # the checks refuse a pattern that ends with its escape
+            piece.append(re.escape(next(characters) if character == '\\' else character))
+    pieces.append(''.join(piece))
+    if len(pieces) > 1:
+        pieces = [pieces[0], *(f'(?>.*?{piece})' for piece in pieces[1:-1] if piece), '.*' + pieces[-1]]
+    return re.compile(''.join(pieces) + r'\Z', re.DOTALL)
+
+
 def compile_where(where, fields, limits=Limits()):
     """The clause of a where object, or None for no condition. ``fields``
     maps the names a client may query to ``(sql column, Column)``."""
     if where is None:
         return None
-    return _Compiler(fields, limits).where(where, 1)
+    return _Compiler(fields, limits, _SQL).where(where, 1)
+
+
+def compile_match(where, fields, limits=Limits(), dialect='sqlite'):
+    """The ``Match`` of a where object, or None for no condition: what
+    ``compile_where`` selects on ``dialect`` (``'sqlite'`` or
+    ``'postgresql'``), as a predicate of a row. The same checks refuse the
+    same wheres with the same ``Invalid``.
+
+    The dialects differ in case folding only ($ilike, $icontains: SQLite
+    folds A-Z, PostgreSQL every letter). Text compares by code point, as
+    Python's str does: SQLite's binary collation, and PostgreSQL's under
+    the C or C.UTF-8 collation (a database made with another, en_US.UTF-8
+    say, orders text by its locale, and $lt, $le, $gt, $ge on text may then
+    disagree with a Match; so may $ilike under a Turkish ctype or ICU)."""
+    if dialect not in _LOWER:
+        raise ValueError(f'dialect should be one of {", ".join(_LOWER)}, not {dialect!r}')
+    if where is None:
+        return None
+    test, keys = _Compiler(fields, limits, _Python(dialect)).where(where, 1)
+    return Match(test, keys)
+
+
+class Match:
+    """``match(row)``: whether ``SELECT ... WHERE`` the where selects
+    ``row``, a dict of the values the database driver answers (through
+    SQLAlchemy: str, int, float, bool, None, an aware UTC datetime, a date)
+    by field name, holding at least the fields the where names.
+
+    ``keys``: ``{name: frozenset(values)}``, conditions of equality every
+    matching row meets (``row[name] in keys[name]``): a value, ``$eq`` or
+    ``$in`` at the top of the where or under a top ``$and``. A caller can
+    index many matches by them; a match without keys is in no index.
+    ``test`` is the predicate itself, one call fewer.
+    """
+
+    __slots__ = ('test', 'keys')
+
+    def __init__(self, test, keys):
+        self.test, self.keys = test, keys
+
+    def __call__(self, row):
+        return self.test(row)
+
+    def __repr__(self):
+        return f'Match(keys={self.keys!r})'
+
+
+class _SQL:
+    """What ``_Compiler`` builds for ``compile_where``: SQLAlchemy clauses."""
+
+    @staticmethod
+    def condition(operator, name, sql_column, argument):
+        return operator.build(sql_column, argument)
+
+    @staticmethod
+    def every(parts):
+        return sa.and_(*parts)
+
+    @staticmethod
+    def some(parts):
+        return sa.or_(*parts)
+
+    negate = staticmethod(_negate)
+    true = staticmethod(sa.true)
+
+
+def _always(row):
+    return True
+
+
+class _Python:
+    """What ``_Compiler`` builds for ``compile_match``: ``(test, keys)``,
+    a predicate of a row and the equalities it implies (``Match.keys``)."""
+
+    def __init__(self, dialect):
+        self.dialect = dialect
+
+    def condition(self, operator, name, sql_column, argument):
+        test = operator.match(argument, self.dialect)
+        keys = {}
+        if operator.name == '$eq' and argument is not None:
+            keys = {name: frozenset((argument,))}
+        elif operator.name == '$in':
+            keys = {name: frozenset(argument)}
+        return (lambda row: test(row[name])), keys
+
+    @staticmethod
+    def every(parts):
+        keys = {}
+        for _, implied in parts:
+            for name, values in implied.items():
+                keys[name] = keys[name] & values if name in keys else values
+        tests = tuple(test for test, _ in parts)
+        if len(tests) == 1:
+            return tests[0], keys
+        if len(tests) == 2:
+            first, second = tests
+            return (lambda row: first(row) and second(row)), keys
+
+        def every(row):
+            for test in tests:
+                if not test(row):
+                    return False
+            return True
+        return every, keys
+
+    @staticmethod
+    def some(parts):
+        tests = tuple(test for test, _ in parts)
+        if len(tests) == 1:
+            return parts[0]
+
+        def some(row):
+            for test in tests:
+                if test(row):
+                    return True
+            return False
+        return some, {}
+
+    @staticmethod
+    def negate(part):
+        test, _ = part
+        return (lambda row: not test(row)), {}
+
+    @staticmethod
+    def true():
+        return _always, {}
 
 
 class _Compiler:
-    def __init__(self, fields, limits):
-        self.fields, self.limits = fields, limits
+    """The walk of a where: its checks and limits, each operator's argument
+    parsed by the field's kind; ``builder`` (``_SQL`` or ``_Python``) makes
+    what each step yields."""
+
+    def __init__(self, fields, limits, builder):
+        self.fields, self.limits, self.build = fields, limits, builder
         self.conditions = 0
 
     @staticmethod
@@ -124,14 +361,14 @@ class _Compiler:
                 if not isinstance(value, list) or not value:
                     self.fail(f'{key} takes a non-empty list of objects')
                 parts = [self.where(item, depth + 1) for item in value]
-                clauses.append(sa.and_(*parts) if key == '$and' else sa.or_(*parts))
+                clauses.append(self.build.every(parts) if key == '$and' else self.build.some(parts))
             elif key == '$not':
-                clauses.append(_negate(self.where(value, depth + 1)))
+                clauses.append(self.build.negate(self.where(value, depth + 1)))
             elif key.startswith('$'):
                 self.fail(f'unknown operator {_short(key)}; at the top: {", ".join(LOGICAL)}')
             else:
                 clauses.append(self.on_field(key, value, depth))
-        return sa.and_(*clauses) if clauses else sa.true()
+        return self.build.every(clauses) if clauses else self.build.true()
 
     def on_field(self, name, value, depth):
         found = self.fields.get(name)
@@ -147,21 +384,21 @@ class _Compiler:
                 if not isinstance(argument, dict) or depth + 1 > self.limits.max_depth:
                     self.fail(f'{name}: $not takes an operator object, '
                               f'nested at most {self.limits.max_depth} levels')
-                parts.append(_negate(self.on_field(name, argument, depth + 1)))
+                parts.append(self.build.negate(self.on_field(name, argument, depth + 1)))
                 continue
             operator = OPERATORS.get(key)
             if operator is None:
                 self.fail(f'{name}: unknown operator {_short(key)}; operators: '
                           f'{", ".join(OPERATORS)}, $not')
             parts.append(self.condition(operator, name, found, argument))
-        return sa.and_(*parts)
+        return self.build.every(parts)
 
     def condition(self, operator, name, found, argument):
         self.conditions += 1
         if self.conditions > self.limits.max_conditions:
             self.fail(f'more than {self.limits.max_conditions} conditions')
         sql_column, column = found
-        return operator.build(sql_column, self.argument(operator, name, column, argument))
+        return self.build.condition(operator, name, sql_column, self.argument(operator, name, column, argument))
 
     def argument(self, operator, name, column, argument):
         takes, limits, what = operator.takes, self.limits, f'{name}: {operator.name}'
