@@ -55,7 +55,7 @@ _RECORD_PG = sa.text(
     'notice AS (SELECT pg_notify(:channel, \'\')) '
     'INSERT INTO apiphant_changes (tbl, op, row_key, at, before, after) '
     'SELECT :tbl, :op, :row_key, :at, :before, :after FROM turn, notice')
-_CHANGE = (LOG.c.seq, LOG.c.tbl, LOG.c.op, LOG.c.before, LOG.c.after)
+_CHANGE = (LOG.c.seq, LOG.c.tbl, LOG.c.op, LOG.c.at, LOG.c.before, LOG.c.after)
 _first = sa.select(sa.func.min(LOG.c.seq).label('first')).subquery()
 _bounds = sa.select(sa.func.min(LOG.c.seq), sa.func.max(LOG.c.seq))
 _prepared = {}  # Database: storage.Once
@@ -124,7 +124,7 @@ def _create(database):
 
 def since(database, seq, limit=1000):
     """Up to ``limit`` changes after ``seq``, in order: ``(seq, table, op,
-    before, after)`` (JSON text)."""
+    at, before, after)`` (``before`` and ``after`` JSON text)."""
     with database.connect() as connection:
         return storage.rows(connection, sa.select(*_CHANGE).where(LOG.c.seq > seq).order_by(LOG.c.seq).limit(limit))
 

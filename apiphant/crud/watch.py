@@ -167,10 +167,10 @@ class _Never:
 class Change:
     """A change read from the log, decoded once for all its watchers."""
 
-    __slots__ = ('seq', 'table', 'op', 'before', 'after', 'raw_after', 'key', '_events')
+    __slots__ = ('seq', 'table', 'op', 'at', 'before', 'after', 'raw_after', 'key', '_events')
 
-    def __init__(self, seq, table, op, before, after, kinds):
-        self.seq, self.table, self.op = seq, table, op
+    def __init__(self, seq, table, op, at, before, after, kinds):
+        self.seq, self.table, self.op, self.at = seq, table, op, at
         self.before = None if before is None else _typed(orjson.loads(before), kinds)
         self.raw_after = None if after is None else orjson.loads(after)
         self.after = None if self.raw_after is None else _typed(dict(self.raw_after), kinds)
@@ -327,9 +327,8 @@ class Live:
         if not stream.send(RETRY):
             return
         self.start()
-        if self.frontier is None or last is not None and last > self.frontier:
-            with self.reading:  # a change this process has not read yet, maybe
-                self._catch_up()
+        with self.reading:  # ready says: every change committed before the watch is accounted for
+            self._catch_up()
         place = self.tables.get(watcher.table)
         if place is None:
             place = self.tables[watcher.table] = _Table()
@@ -354,7 +353,10 @@ class Live:
         if last > upto:
             return [], True  # a number from elsewhere (another database)
         if self.recent_from is not None and last >= self.recent_from:
-            found = [change for change in self.recent if last < change.seq <= upto and change.table == watcher.table]
+            found = [change for change in self.recent if last < change.seq <= upto]
+            if found and found[0].at < time.time() - self.retention:
+                return [], True  # gone longer than the retention: as the log would say
+            found = [change for change in found if change.table == watcher.table]
         else:
             first, rows = changes.missed(self.database, watcher.table, last, upto)
             if first is None or last < first - 1:
@@ -402,6 +404,11 @@ class Live:
             self.wake.wait(poll)
             self.wake.clear()
             if not self.tables:
+                if self.frontier is not None:
+                    with self.reading:
+                        if not self.tables:  # nobody reads here now: start again from the log's end
+                            self.frontier = self.recent_from = None
+                            self.recent.clear()
                 continue
             try:
                 with self.reading:
@@ -435,20 +442,17 @@ class Live:
             if len(rows) < BATCH:
                 return
 
-    def _change(self, seq, table, op, before, after):
+    def _change(self, seq, table, op, at, before, after):
         shape = self.shapes.get(table)
-        return Change(seq, table, op, before, after, shape.kinds if shape is not None else ())
+        return Change(seq, table, op, at, before, after, shape.kinds if shape is not None else ())
 
     def _listen(self):
         """PostgreSQL: a connection of its own, LISTENing; each notice wakes the reader."""
         import psycopg
-        url = self.database.url
+        url = self.database.url.set(drivername='postgresql').render_as_string(hide_password=False)
         while True:
             try:
-                connection = psycopg.connect(
-                    host=url.host or '', port=url.port or 5432, user=url.username or '',
-                    password=url.password or '', dbname=url.database or '', autocommit=True,
-                    connect_timeout=max(2, int(self.database.connect_timeout or 2)))
+                connection = psycopg.connect(url, autocommit=True, connect_timeout=2)
                 try:
                     connection.execute(f'LISTEN {changes.CHANNEL}')
                     self.wake.set()  # what came before the LISTEN
@@ -485,8 +489,13 @@ class Live:
             self.pruner = gevent.spawn(self._prune)
 
     def _prune(self):
+        """The log's changes older than the retention go, and so do those
+        kept in memory: a resume from before them is a reset."""
         while True:
             gevent.sleep(min(60.0, self.retention / 2) or 1.0)
+            oldest = time.time() - self.retention
+            while self.recent and self.recent[0].at < oldest:
+                self.recent_from = self.recent.popleft().seq
             try:
                 changes.prune(self.database, self.retention)
             except Exception as error:
