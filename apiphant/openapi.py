@@ -122,7 +122,9 @@ class _Builder:
         if route.doc and route.doc != operation['summary']:
             operation['description'] = route.doc
         table = _table_of(route)
-        if route.raw_environ or route.raw_response:
+        if table is not None and route.action == 'watch':
+            request, answer, raised = self.watch(route, table, method, operation)
+        elif route.raw_environ or route.raw_response:
             request, answer, raised = self.raw(route, method)
         elif table is not None:
             request, answer, raised = self.table_action(route, table)
@@ -195,6 +197,25 @@ class _Builder:
         returned = _return_schema(function, self.schemas)
         answer = {'description': 'The action\'s answer.', 'content': _json(returned)}
         return _request_body(body, self.schemas), answer, _raised(function)
+
+    def watch(self, route, table, method, operation):
+        """A table's ``watch``: the where in the body (POST) or the query
+        (GET), Last-Event-ID, a stream of events (apiphant.crud.watch)."""
+        request, _, raised = self.table_action(route, table)
+        where = {'$ref': _REF + f'{self.table_names[id(table)]}.Where'}
+        operation['parameters'] = [{'name': 'Last-Event-ID', 'in': 'header', 'required': False, 'schema': {
+            'type': 'string', 'pattern': '^[0-9]{1,18}$'}, 'description': 'The id of the last event received: '
+            'the changes after it come first, or a reset event when they are no longer all kept.'}]
+        if method == 'GET':
+            operation['parameters'].append({
+                'name': 'where', 'in': 'query', 'required': False, 'content': _json(where),
+                'description': 'The where, as JSON (for EventSource, which sends no body).'})
+            request = None
+        answer = {'description': 'A stream of server-sent events: ready, then create, update and delete of the '
+                                 'rows the where matches (data: the row, or {"id"} for a delete), each with its id; '
+                                 'reset when the changes since Last-Event-ID are no longer kept.',
+                  'content': {'text/event-stream': {'schema': {'type': 'string'}}}}
+        return request, answer, raised | {400, 429}
 
     def table_action(self, route, table):
         prefix = self.table_names.get(id(table))
@@ -526,6 +547,7 @@ def _table_schemas(table, prefix):
         f'{prefix}.Read': _closed({'id': key, **_expand_schema(expandable)}, ['id']),
         f'{prefix}.Update': _closed({'id': key, 'version': key, **values}, ['id']),
         f'{prefix}.Delete': _closed({'id': key, 'version': key}, ['id']),
+        f'{prefix}.Watch': _closed({'where': where_ref}, []),
         f'{prefix}.List': _closed({
             'where': where_ref,
             'sort_by': _sort_schema(table),
@@ -643,10 +665,11 @@ _TABLE_ANSWERS = {
         'type': 'object', 'required': ['min', 'max', 'avg'], 'properties': {
             'min': {'type': ['number', 'null']}, 'max': {'type': ['number', 'null']},
             'avg': {'type': ['number', 'null']}}}},
+    'watch': lambda prefix: {'type': 'string'},  # a stream of events: see Document.watch
     'sample': lambda prefix: {'type': 'object', 'required': ['data'], 'properties': {
         'data': {'type': 'array', 'items': {'$ref': _REF + f'{prefix}.Row'}}}},
 }
-_TABLE_RAISES = {'read': {404}, 'update': {404, 409}, 'delete': {404, 409}}
+_TABLE_RAISES = {'read': {404}, 'update': {404, 409}, 'delete': {404, 409}, 'watch': {503}}
 
 
 # Shared schemas, examples

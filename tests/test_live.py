@@ -435,3 +435,16 @@ def test_a_reader_that_ends_its_stream_is_forgotten(apiphant_serve):
         watch.close()
         time.sleep(0.2)
 
+
+
+def test_the_openapi_document_describes_the_stream(live):
+    paths = requests.get(f'{live.url}/api/openapi.json', timeout=10).json()['paths']
+    watch = paths['/api/v0/tasks/watch']
+    assert set(watch) == {'get', 'post'}
+    for method in ('get', 'post'):
+        assert set(watch[method]['responses']['200']['content']) == {'text/event-stream'}
+        assert {'400', '429', '503'} <= set(watch[method]['responses'])
+        assert watch[method]['parameters'][0]['name'] == 'Last-Event-ID'
+    assert watch['get']['parameters'][1]['name'] == 'where' and 'requestBody' not in watch['get']
+    assert watch['post']['requestBody']['content']['application/json']['schema']['$ref'].endswith('tasks.Watch')
+    assert '/api/v0/plain/watch' not in paths

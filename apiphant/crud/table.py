@@ -30,7 +30,8 @@ __all__ = ['Table', 'ACTIONS', 'OPTIONAL_ACTIONS']
 log = logging.getLogger('apiphant.crud')
 
 ACTIONS = ('create', 'read', 'update', 'delete', 'list')
-OPTIONAL_ACTIONS = ('group', 'stats', 'sample', 'watch')
+OPTIONAL_ACTIONS = ('group', 'stats', 'sample')
+WATCH = 'watch'  # opted in alone: each write of the table then records its change
 HOOKS = ('before_create', 'after_create', 'before_update', 'after_update', 'before_delete',
          'after_delete')
 _NAME = re.compile(r'[a-z][a-z0-9_]{0,62}\Z')
@@ -134,9 +135,9 @@ class Table:
         max_answer_text = options['max_answer_text']
         if type(max_answer_text) is not int or max_answer_text < 1:
             raise ValueError(f'{name}: max_answer_text should be a positive int')
-        unknown = set(actions) - set(ACTIONS) - set(OPTIONAL_ACTIONS)
+        unknown = set(actions) - set(ACTIONS) - set(OPTIONAL_ACTIONS) - {WATCH}
         if unknown or isinstance(actions, str):
-            raise ValueError(f'{name}: actions are among {ACTIONS + OPTIONAL_ACTIONS}, not {actions!r}')
+            raise ValueError(f'{name}: actions are among {ACTIONS + OPTIONAL_ACTIONS + (WATCH,)}, not {actions!r}')
         if not (type(max_page_size) is int and type(page_size) is int and 1 <= page_size <= max_page_size):
             raise ValueError(f'{name}: page sizes should be ints with 1 <= page_size <= max_page_size')
         self.name, self.actions, self.limits = name, tuple(actions), limits
@@ -216,7 +217,7 @@ class Table:
         self._scopes = []
         self.rules = Rules(name, self.actions, self._scope_columns, access=options['access'],
                            rules=options['rules'], owner=options['owner'], bypass=options['bypass'])
-        self.watched = 'watch' in self.actions
+        self.watched = WATCH in self.actions
         self._prepared = storage.Once(lambda: schema.prepare(self.database, self))
         self._database = None
 
@@ -391,10 +392,10 @@ class Table:
                         'on first use', self.name)
 
     def _action(self, name):
-        method = watch.action(self) if name == 'watch' else getattr(self, name)
+        method = watch.action(self) if name == WATCH else getattr(self, name)
         function = provided(method, name, _DOCS[name].format(table=self.name), module=self.module,
                             access=self.rules.access.get(name))
-        return raw_environ(function, methods=('GET', 'POST')) if name == 'watch' else function
+        return raw_environ(function, methods=('GET', 'POST')) if name == WATCH else function
 
     # The actions, callable from a product's own code too
 
