@@ -79,6 +79,9 @@ FAMILIES = (
     ('task_runs_total', 'counter', 'Finished runs of a scheduled task, whatever their outcome, by task.'),
     ('task_failures_total', 'counter', 'Runs of a task that failed, timed out or were interrupted, by task.'),
     ('task_duration_seconds', 'histogram', 'Time of the runs of a task, by task.'),
+    ('watchers_open', 'gauge', 'Watch streams (live tables) open.'),
+    ('watchers_refused_total', 'counter', 'Watches refused by the limits: 503 (per process) or 429 (per client).'),
+    ('watch_events_total', 'counter', 'Events of live tables sent to watchers (heartbeats not counted).'),
     ('process_start_time_seconds', 'gauge', 'Start time of each process alive, in seconds since the epoch.'),
 )
 _bucket = bisect.bisect_left  # the index of the first bound >= a value: its bucket
@@ -111,6 +114,9 @@ class Metrics:
         self.waits = _histogram(WAIT_BUCKETS)
         self.unavailable = 0
         self.tasks = {}  # task name: [runs, failures, _histogram(TASK_BUCKETS)]
+        self.watchers = 0
+        self.watchers_refused = {}  # status: count
+        self.watch_events = 0
         self.directory = directory or None
         self.path = None
         self._written = None
@@ -183,6 +189,9 @@ class Metrics:
         histogram[_bucket(TASK_BUCKETS, seconds)] += 1
         histogram[-1] += seconds
 
+    def watch_refused(self, status):
+        self.watchers_refused[status] = self.watchers_refused.get(status, 0) + 1
+
     # Snapshots and the exposition.
 
     def snapshot(self):
@@ -200,7 +209,9 @@ class Metrics:
                      for status, count in self.rejections.items()]
         counters += [['requests_shed_total', [], self.shed_count], ['requests_limited_total', [], self.limited_count],
                      ['database_waits_total', [], sum(self.waits[:-1])],
-                     ['database_unavailable_total', [], self.unavailable]]
+                     ['database_unavailable_total', [], self.unavailable], ['watch_events_total', [], self.watch_events]]
+        counters += [['watchers_refused_total', [['status', str(status)]], count]
+                     for status, count in self.watchers_refused.items()]
         histograms = [['request_duration_seconds', [['route', _route(route)]], REQUEST_BUCKETS, counts[:-1], counts[-1]]
                       for route, counts in durations.items()]
         histograms.append(['database_wait_seconds', [], WAIT_BUCKETS, self.waits[:-1], self.waits[-1]])
@@ -208,6 +219,7 @@ class Metrics:
             counters += [['task_runs_total', [['task', task]], runs], ['task_failures_total', [['task', task]], failures]]
             histograms.append(['task_duration_seconds', [['task', task]], TASK_BUCKETS, counts[:-1], counts[-1]])
         gauges = [['requests_in_flight', [], self.in_flight], ['connections_open', [], self.connections],
+                  ['watchers_open', [], self.watchers],
                   ['process_start_time_seconds', [['kind', self.kind], ['pid', str(self.pid)]], self.started]]
         return {'kind': self.kind, 'pid': self.pid, 'counters': counters, 'gauges': gauges, 'histograms': histograms}
 

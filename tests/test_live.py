@@ -216,6 +216,14 @@ def test_limits_on_watchers_per_client_and_per_process(apiphant_serve):
     streams = [open_watch(trusted), open_watch(trusted)]
     refused = open_watch(trusted)
     assert refused.status == 503 and refused.headers['retry-after']
+    ok(trusted, 'v0/tasks/create', {'title': 'counted'})
+    for stream in streams:
+        assert stream.next()['event'] == 'ready' and stream.next()['event'] == 'create'
+    shown = requests.get(f'{trusted.url}/metrics', timeout=10).text
+    assert 'apiphant_watchers_open 2' in shown
+    assert 'apiphant_watchers_refused_total{status="503"} 1' in shown
+    assert 'apiphant_watch_events_total 2' in shown
+    assert 'apiphant_watchers_refused_total{status="429"} 1' in requests.get(f'{server.url}/metrics', timeout=10).text
     for stream in [second, again, *streams]:
         stream.close()
 

@@ -39,6 +39,7 @@ import gevent.event
 import gevent.lock
 import orjson
 
+from apiphant import metrics
 from apiphant.codec import decode, encode
 from apiphant.current import context
 from apiphant.errors import Invalid, ServiceUnavailable, TooManyRequests
@@ -290,14 +291,22 @@ class Live:
     # Admission
 
     def admit(self, client):
+        """503 past the watchers of the process, 429 past the client's."""
+        refused = None
         if self.watching >= self.max_watchers:
-            raise ServiceUnavailable(retry_after=5)
-        if client is not None and self.clients[client] >= self.max_per_client:
-            raise TooManyRequests(retry_after=5)
+            refused = ServiceUnavailable(retry_after=5)
+        elif client is not None and self.clients[client] >= self.max_per_client:
+            refused = TooManyRequests(retry_after=5)
+        if refused is not None:
+            if metrics.PROCESS is not None:
+                metrics.PROCESS.watch_refused(refused.status)
+            raise refused
 
     def count_in(self, watcher):
         self.watching += 1
         self.clients[watcher.client] += 1
+        if metrics.PROCESS is not None:
+            metrics.PROCESS.watchers += 1
 
     def matches(self, table, request):
         """The ``Match``es a row must pass for the caller of ``request``:
@@ -372,6 +381,8 @@ class Live:
 
     def leave(self, watcher):
         self.watching -= 1
+        if metrics.PROCESS is not None:
+            metrics.PROCESS.watchers -= 1
         self.clients[watcher.client] -= 1
         if not self.clients[watcher.client]:
             del self.clients[watcher.client]
@@ -431,10 +442,14 @@ class Live:
                 place = self.tables.get(change.table)
                 if place is not None:
                     visible = self.shapes[change.table].visible
+                    sent = 0
                     for watcher in place.candidates(change):
                         event = _event(watcher, change, visible)
                         if event is not None:
                             watcher.deliver(change.seq, event)
+                            sent += 1
+                    if metrics.PROCESS is not None:
+                        metrics.PROCESS.watch_events += sent
                 if len(self.recent) == self.recent.maxlen:
                     self.recent_from = self.recent[0].seq
                 self.recent.append(change)
