@@ -228,7 +228,8 @@ def test_only_the_api_and_health_are_proxied(product):
     reading actions alone are replayed on another process."""
     site = (product / 'deploy' / 'nginx' / 'shop').read_text()
     proxied = re.findall(r'\n    location ([^{]+) \{\n(?:        [^\n]*\n)*?        proxy_pass ', site)
-    assert proxied == ['/api/', '~ ^/api/v[0-9]+/.+/(read|list|group|stats|sample)$', '= /health']
+    assert proxied == ['/api/', '~ ^/api/v[0-9]+/.+/(read|list|group|stats|sample)$', '~ ^/api/v[0-9]+/.+/watch$',
+                       '= /health']
     assert site.count('proxy_next_upstream error non_idempotent;') == 1
     assert '    proxy_set_header X-Real-IP $remote_addr;\n' in site
     assert '    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n' in site
