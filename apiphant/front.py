@@ -572,6 +572,9 @@ class Connection:
         status = _STATUS.get(status) or status.encode('latin-1')
         request_id = request_id.encode('latin-1')
         if type(payload) is Stream:
+            if front.draining:  # it would end at once: closed unanswered, a proxy tries the next process
+                payload.end(cut=True)
+                return b'', True
             self.stream = payload
             payload.chunked = not message.http10
             if front.cors is not None and message.origin is not None:

@@ -1,7 +1,10 @@
 """Live tables (issue 15): watch streams served by a real server, on SQLite
 and PostgreSQL, with their bad cases."""
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -456,3 +459,76 @@ def test_the_openapi_document_describes_the_stream(live):
     assert watch['get']['parameters'][1]['name'] == 'where' and 'requestBody' not in watch['get']
     assert watch['post']['requestBody']['content']['application/json']['schema']['$ref'].endswith('tasks.Watch')
     assert '/api/v0/plain/watch' not in paths
+
+
+def test_postgresql_changes_written_by_two_schedulers_reach_watchers_once(apiphant_serve, postgresql_schema):
+    """Two schedulers share the runs; each run's write reaches the API's watchers once, by NOTIFY."""
+    env = {'APIPHANT_DATABASE_URL': postgresql_schema}
+    server = apiphant_serve(PRODUCT, '--watch-heartbeat', '60', env=env)
+    watch = open_watch(server)
+    watch.next()
+    command = [sys.executable, '-m', 'apiphant.background', str(PRODUCT), '--database-url', postgresql_schema]
+    schedulers = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, 'APIPHANT_REQUIRE_SERVICES': ''}) for _ in range(2)]
+    try:
+        events = [watch.next(timeout=10) for _ in range(3)]
+    finally:
+        for scheduler in schedulers:
+            scheduler.send_signal(signal.SIGTERM)
+        outputs = [scheduler.communicate(timeout=20)[1] for scheduler in schedulers]
+    assert all(scheduler.returncode == 0 for scheduler in schedulers), outputs
+    titles = [event['data']['title'] for event in events]
+    assert [event['event'] for event in events] == ['create'] * 3
+    assert len(set(titles)) == 3 and all(title.startswith('tick ') for title in titles)  # each run once
+    time.sleep(0.5)
+    rows = ok(server, 'v0/tasks/list', {'page_size': 100})['data']
+    stored = sorted(row['title'] for row in rows)
+    rest = []
+    try:
+        while True:
+            rest.append(watch.next(timeout=0.5)['data']['title'])
+    except TimeoutError:
+        pass
+    assert sorted(titles + rest) == stored  # every write the schedulers made, none twice
+    watch.close()
+
+
+WSGI_WATCH = '''
+import io, json, sys, wsgiref.util
+from apiphant.auth import tokens
+from apiphant.crud import settings
+import apiphant
+tokens.configure('k1:' + 'k' * 40, '')
+settings.configure(database_url=sys.argv[2])
+application = apiphant.app(sys.argv[1])
+body = b'{"where": {"done": false}}'
+env = {'REQUEST_METHOD': 'POST', 'PATH_INFO': '/api/v0/tasks/watch', 'wsgi.input': io.BytesIO(body),
+       'CONTENT_LENGTH': str(len(body)), 'CONTENT_TYPE': 'application/json'}
+wsgiref.util.setup_testing_defaults(env)
+answer = {}
+chunks = application(env, lambda status, headers, exc_info=None: answer.update(status=status))
+print(json.dumps([answer['status'], json.loads(b''.join(chunks))]))
+'''
+
+
+def test_through_another_wsgi_server_a_watch_is_a_501_that_says_why(tmp_path):
+    done = subprocess.run([sys.executable, '-c', WSGI_WATCH, str(PRODUCT), f'sqlite:///{tmp_path / "w.sqlite3"}'],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    status, body = json.loads(done.stdout.splitlines()[-1])
+    assert status.startswith('501') and "apiphant's own server" in body['error']
+
+
+def test_a_watch_asked_while_the_process_drains_is_closed_unanswered(live):
+    """So that a proxy passes it to another process, instead of a stream that ends at once."""
+    import socket as sockets
+    idle = sockets.create_connection((live.host, live.port), timeout=5)  # kept alive into the drain's grace
+    idle.sendall(f'POST /api/v0/tasks/list HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                 f'Content-Length: 2\r\n\r\n{{}}'.encode())
+    assert idle.recv(65536).startswith(b'HTTP/1.1 200')
+    live.process.send_signal(signal.SIGTERM)
+    live.wait_for_output('draining')
+    idle.sendall(b'POST /api/v0/tasks/watch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                 b'Content-Length: 2\r\n\r\n{}')
+    assert idle.recv(65536) == b''
+    idle.close()
