@@ -3,6 +3,7 @@ and PostgreSQL, with their bad cases."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -521,10 +522,9 @@ def test_through_another_wsgi_server_a_watch_is_a_501_that_says_why(tmp_path):
 
 def test_a_watch_asked_while_the_process_drains_is_closed_unanswered(live):
     """So that a proxy passes it to another process, instead of a stream that ends at once."""
-    import socket as sockets
-    idle = sockets.create_connection((live.host, live.port), timeout=5)  # kept alive into the drain's grace
-    idle.sendall(f'POST /api/v0/tasks/list HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
-                 f'Content-Length: 2\r\n\r\n{{}}'.encode())
+    idle = socket.create_connection((live.host, live.port), timeout=5)  # kept alive into the drain's grace
+    idle.sendall('POST /api/v0/tasks/list HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                 'Content-Length: 2\r\n\r\n{}'.encode())
     assert idle.recv(65536).startswith(b'HTTP/1.1 200')
     live.process.send_signal(signal.SIGTERM)
     live.wait_for_output('draining')
