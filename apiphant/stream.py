@@ -58,9 +58,9 @@ class Stream:
         self.reader.start(self._readable)
         try:
             self.opened(self)
-        except BaseException:
+        except Exception:
+            log.exception('an event stream to %s failed as it opened', client)
             self.end(cut=True)
-            raise
 
     def send(self, data):
         """Send ``data`` (an event, whole); False when the stream has ended."""

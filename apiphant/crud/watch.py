@@ -336,16 +336,20 @@ class Live:
         if not stream.send(RETRY):
             return
         self.start()
-        with self.reading:  # ready says: every change committed before the watch is accounted for
-            self._catch_up()
-        place = self.tables.get(watcher.table)
-        if place is None:
-            place = self.tables[watcher.table] = _Table()
-        place.add(watcher)  # from now on, new changes reach its backlog
-        upto = self.frontier
-        replay, reset = [], False
-        if last is not None and last != upto:
-            replay, reset = self._missed(watcher, last, upto)
+        try:
+            with self.reading:  # ready says: every change committed before the watch is accounted for
+                self._catch_up()
+            place = self.tables.get(watcher.table)
+            if place is None:
+                place = self.tables[watcher.table] = _Table()
+            place.add(watcher)  # from now on, new changes reach its backlog
+            upto = self.frontier
+            replay, reset = [], False
+            if last is not None and last != upto:
+                replay, reset = self._missed(watcher, last, upto)
+        except ServiceUnavailable:  # the database is down (logged): the client comes back after its retry
+            stream.end(cut=True)
+            return
         if reset:
             stream.send(b'id: %d\nevent: reset\ndata: {}\n\n' % upto)
         for event in replay:
