@@ -1,5 +1,6 @@
 """GET /api/client.js, and the JavaScript client itself under Node's test
-runner (tests/jsclient.test.mjs) against real servers of the proto product."""
+runner (tests/jsclient.test.mjs) against real servers of the proto product,
+and its watch (tests/jsclient_watch.test.mjs) against one of liveproduct."""
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from apiphant.pytest_plugin import ServedProduct
 from conftest import PRODUCTS, ROOT, skip_or_fail
 
 NODE_TESTS = ROOT / 'tests' / 'jsclient.test.mjs'
+NODE_WATCH_TESTS = ROOT / 'tests' / 'jsclient_watch.test.mjs'
 
 
 def test_the_daemon_serves_the_module_as_it_is(proto):
@@ -73,4 +75,18 @@ def test_the_javascript_client_under_node(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r'^\S* ?pass (\d+)', result.stdout, re.M)[1] == str(len(
         re.findall(r'^test\(', NODE_TESTS.read_text(), re.M))), result.stdout
+    assert re.search(r'^\S* ?fail 0$', result.stdout, re.M), result.stdout
+
+
+def test_the_javascript_watch_under_node(tmp_path):
+    command = node()
+    database = f'sqlite:///{tmp_path / "live.sqlite3"}'
+    with ServedProduct(PRODUCTS / 'liveproduct', '--access-log', 'off', '--watch-heartbeat', '0.2',
+                       env={'APIPHANT_DATABASE_URL': database}) as live:
+        env = {**os.environ, 'LIVE_URL': live.url, 'TOKEN': live.token(7), 'EXPIRED': live.token(7, minutes=-1)}
+        result = subprocess.run([command, '--test', '--test-reporter', 'spec', str(NODE_WATCH_TESTS)], env=env,
+                                capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r'^\S* ?pass (\d+)', result.stdout, re.M)[1] == str(len(
+        re.findall(r'^test\(', NODE_WATCH_TESTS.read_text(), re.M))), result.stdout
     assert re.search(r'^\S* ?fail 0$', result.stdout, re.M), result.stdout
