@@ -16,7 +16,8 @@ Off unless ``--cors-origins`` names origins. Rules:
    any path, with the methods of the path (``POST`` on an action; a path
    with no route answers 404 to the real request, which the page can then
    read), the headers a client sends (``Content-Type``, ``Authorization``,
-   ``X-Request-Id``) and ``Access-Control-Max-Age``. From an origin not
+   ``X-Request-Id``, and ``Last-Event-ID``, which a watch that comes back
+   sends) and ``Access-Control-Max-Age``. From an origin not
    allowed it is ``403 {"error": ...}``.
 4. Per request, one dict look-up of the ``Origin`` header; nothing at all
    when CORS is off or the request has no ``Origin``.
@@ -28,7 +29,7 @@ from apiphant.errors import Forbidden
 __all__ = ['Cors', 'origins', 'MAX_AGE', 'ALLOW_HEADERS', 'EXPOSE_HEADERS']
 
 MAX_AGE = 600  # seconds a browser keeps a preflight's answer (Chromium keeps at most 7200)
-ALLOW_HEADERS = 'Content-Type, Authorization, X-Request-Id'
+ALLOW_HEADERS = 'Content-Type, Authorization, X-Request-Id, Last-Event-ID'
 EXPOSE_HEADERS = 'X-Request-Id, Retry-After'
 NO_CONTENT = '204 No Content'
 _VARY = ('Vary', 'Origin')

@@ -106,7 +106,7 @@ def test_a_preflight_from_an_allowed_origin_is_204_with_what_may_be_sent(cors, o
     assert answer.status_code == 204 and answer.content == b''
     allowed(answer, origin)
     assert answer.headers['Access-Control-Allow-Methods'] == 'POST'
-    assert answer.headers['Access-Control-Allow-Headers'] == 'Content-Type, Authorization, X-Request-Id'
+    assert answer.headers['Access-Control-Allow-Headers'] == 'Content-Type, Authorization, X-Request-Id, Last-Event-ID'
     assert answer.headers['Access-Control-Max-Age'] == '600'
 
 

@@ -532,3 +532,13 @@ def test_a_watch_asked_while_the_process_drains_is_closed_unanswered(live):
                  b'Content-Length: 2\r\n\r\n{}')
     assert idle.recv(65536) == b''
     idle.close()
+
+
+def test_a_watch_body_must_say_it_is_json(live):
+    """As for every action: a form, which a browser sends across sites unasked, is a 415."""
+    form = requests.post(f'{live.url}/api/v0/tasks/watch', data=b'{}', timeout=5,
+                         headers={'Content-Type': 'application/x-www-form-urlencoded'})
+    assert form.status_code == 415
+    bare = requests.post(f'{live.url}/api/v0/tasks/watch', data=b'', timeout=5, stream=True)
+    assert bare.status_code == 200  # no body: no where, every row
+    bare.close()

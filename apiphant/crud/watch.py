@@ -42,7 +42,8 @@ import orjson
 from apiphant import metrics
 from apiphant.codec import decode, encode
 from apiphant.current import context
-from apiphant.errors import Invalid, ServiceUnavailable, TooManyRequests
+from apiphant.dispatch import NOT_JSON, json_media_type
+from apiphant.errors import Invalid, ServiceUnavailable, TooManyRequests, UnsupportedMediaType
 from apiphant.stream import Stream
 from apiphant.crud import changes, fields, query
 from apiphant.crud import settings as handed_settings
@@ -104,7 +105,10 @@ def action(table):
                     raise Invalid('where', 'should be JSON: ?where={"done": false}, URL-encoded') from None
             request = decode(encode(request))  # the request as a body of it would be: attribute access, limits
         else:
-            request = decode(environ['wsgi.input'].read())
+            body = environ['wsgi.input'].read()
+            if body and not json_media_type(environ.get('CONTENT_TYPE', '').encode('latin-1') or None):
+                raise UnsupportedMediaType(NOT_JSON)  # as every action says (a form crosses sites unasked)
+            request = decode(body)
         return table.watch(request)
     return watch_action
 
