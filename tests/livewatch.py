@@ -137,7 +137,7 @@ def open_watch(server, target='v0/tasks', where=None, *, method='POST', last_id=
     if token is not None:
         lines.append(f'Authorization: Bearer {token}')
     lines += list(headers)
-    sock.sendall(f'{method} {path} HTTP/1.1\r\n'.encode() + ''.join(f'{line}\r\n' for line in lines).encode()
+    sock.sendall(f'{method} {path} HTTP/1.1\r\n'.encode() + ''.join(f'{line}\r\n' for line in lines).encode('latin-1')
                  + b'\r\n' + body)
     data = b''
     while b'\r\n\r\n' not in data:

@@ -191,6 +191,7 @@ def test_bad_watch_requests_are_clear_errors_and_the_server_goes_on(live):
         (dict(last_id='abc'), 400, 'Last-Event-ID'),
         (dict(last_id='-1'), 400, 'Last-Event-ID'),
         (dict(last_id='9' * 30), 400, 'Last-Event-ID'),
+        (dict(headers=['Last-Event-ID: \xb2']), 400, 'Last-Event-ID'),  # a digit to Python, not a number
     ]
     for options, status, field in cases:
         answer = open_watch(live, **options)

@@ -56,7 +56,7 @@ POLL_SQLITE = 0.05  # seconds between two reads of the log by a SQLite process t
 POLL_POSTGRESQL = 1.0  # seconds, likewise, for a NOTIFY lost with a connection
 BATCH = 1000  # changes read at once
 RECENT = 5000  # changes kept in memory, for the resumes that need no query
-RETRY = 'retry: 1000\n\n'.encode()  # a client reconnects after a second
+RETRY = b'retry: 1000\n\n'  # a client reconnects after a second
 _lives = {}  # Database: Live
 
 
@@ -120,7 +120,7 @@ def _last_event_id():
     given = context.headers.get('Last-Event-ID')
     if given is None or given == '':
         return None
-    if not given.isdigit() or len(given) > 18:
+    if not (given.isascii() and given.isdigit()) or len(given) > 18:  # '²' is a digit to isdigit()
         raise Invalid('Last-Event-ID', 'the id of the last event received, a number')
     return int(given)
 
