@@ -383,17 +383,19 @@ def postgresql_schema():
         admin.close()
 
 
-def test_postgresql_two_processes_deliver_every_change_once_in_commit_order(apiphant_serve, postgresql_schema):
-    env = {'APIPHANT_DATABASE_URL': postgresql_schema}
-    one = apiphant_serve(PRODUCT, '--watch-heartbeat', '60', env=env)
-    two = apiphant_serve(PRODUCT, '--watch-heartbeat', '60', env=env)
+@pytest.fixture
+def on_postgresql(apiphant_serve, postgresql_schema):
+    """``serve()``: a server of the product on the test's PostgreSQL schema; two make two processes."""
+    return lambda: apiphant_serve(PRODUCT, '--watch-heartbeat', '60', env={'APIPHANT_DATABASE_URL': postgresql_schema})
+
+
+def test_postgresql_two_processes_deliver_every_change_once_in_commit_order(on_postgresql):
+    one, two = on_postgresql(), on_postgresql()
     _exactly_once([one, two], writers=6)
 
 
-def test_postgresql_resume_after_a_killed_connection_misses_nothing(apiphant_serve, postgresql_schema):
-    env = {'APIPHANT_DATABASE_URL': postgresql_schema}
-    one = apiphant_serve(PRODUCT, '--watch-heartbeat', '60', env=env)
-    two = apiphant_serve(PRODUCT, '--watch-heartbeat', '60', env=env)
+def test_postgresql_resume_after_a_killed_connection_misses_nothing(on_postgresql):
+    one, two = on_postgresql(), on_postgresql()
     watch = open_watch(one)
     watch.next()
     first = ok(two, 'v0/tasks/create', {'title': 'seen on one'})
@@ -409,11 +411,9 @@ def test_postgresql_resume_after_a_killed_connection_misses_nothing(apiphant_ser
     back.close()
 
 
-def test_postgresql_a_watch_is_woken_by_another_process_at_once(apiphant_serve, postgresql_schema):
+def test_postgresql_a_watch_is_woken_by_another_process_at_once(on_postgresql):
     """NOTIFY, not the one-second poll, carries a change to another process."""
-    env = {'APIPHANT_DATABASE_URL': postgresql_schema}
-    one = apiphant_serve(PRODUCT, '--watch-heartbeat', '60', env=env)
-    two = apiphant_serve(PRODUCT, '--watch-heartbeat', '60', env=env)
+    one, two = on_postgresql(), on_postgresql()
     watch = open_watch(one)
     watch.next()
     took = []
