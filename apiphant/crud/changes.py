@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from apiphant.codec import encode
 from apiphant.crud import storage
 
-__all__ = ['LOG', 'CHANNEL', 'record', 'begin', 'mark', 'undo', 'flush', 'forget', 'prepare', 'since', 'missed',
-           'bounds', 'prune']
+__all__ = ['LOG', 'CHANNEL', 'SQLITE_RECORD', 'record', 'created', 'begin', 'mark', 'undo', 'flush', 'forget',
+           'prepare', 'since', 'missed', 'bounds', 'prune']
 
 CHANNEL = 'apiphant_changes'
 LOG = sa.Table(
@@ -47,6 +47,8 @@ LOG = sa.Table(
     sa.Column('after', sa.Text),
     sqlite_autoincrement=True)  # a number is never given twice, even after the newest is deleted
 _PENDING = 'apiphant_changes'  # the key of a transaction's changes in connection.info
+# The row of a create written in SQLite's group commit (storage.insert), outside SQLAlchemy.
+SQLITE_RECORD = 'INSERT INTO apiphant_changes (tbl, op, row_key, at, before, after) VALUES (?, ?, ?, ?, NULL, ?)'
 
 _insert = LOG.insert()
 # PostgreSQL: the lock, then the row (its seq drawn after the lock is had), and the notice, in one statement.
@@ -67,6 +69,16 @@ def record(connection, table, op, key, before, after):
     ``before`` and ``after`` are the whole rows (mappings), or None."""
     connection.info[_PENDING].append((table, op, key, None if before is None else encode(dict(before)).decode(),
                                       None if after is None else encode(dict(after)).decode()))
+
+
+def created(table, names):
+    """``record(row)`` for ``storage.insert``: the parameters of
+    ``SQLITE_RECORD`` for a create of ``table`` whose stored row is the
+    tuple ``row`` of the columns ``names``."""
+    def record(row):
+        after = dict(zip(names, row))
+        return table, 'create', after['id'], time.time(), encode(after).decode()
+    return record
 
 
 def begin(connection):

@@ -459,15 +459,22 @@ class Database:
             rows = self._sqlite_in_thread(compiled, parameters)
             return compiled.row(rows[0]) if rows else None
 
-    def insert(self, statement, values):
+    def insert(self, statement, values, record=None):
         """The row (a tuple) that ``statement``, an ``INSERT ... RETURNING``,
         stores with ``values``, committed; in a transaction, in it. An
         IntegrityError as SQLAlchemy raises it, a 503 when the database
-        cannot be had."""
+        cannot be had. ``record(row)``, SQLite's only: the parameters of
+        the change log's row (``changes.SQLITE_RECORD``) for the stored row,
+        written in the same transaction."""
         current = self._current.get()
         if current is not None:
             return tuple(current.execute(statement, values).one())
         compiled = self._compile(statement, tuple(sorted(values)))
+        recorder = None
+        if record is not None:
+            if self.dialect != 'sqlite':
+                raise ValueError('a create recorded in the group commit is SQLite\'s')
+            recorder = compiled.row, record  # run in the pool's thread, with the raw row
         with self._unavailable():
             if self.dialect != 'sqlite':
                 return self._postgresql(compiled, values, write=True)
@@ -476,15 +483,17 @@ class Database:
                 with self._write_lock():
                     raw = self._checkout_raw()
                     try:
-                        (rows, error), = self._sqlite_run(raw, _insert_all, ([(compiled.sql, compiled.arguments(values))],),
-                                                          compiled.sql)
+                        (rows, error), = self._sqlite_run(
+                            raw, _insert_all, ([(compiled.sql, compiled.arguments(values), recorder)],), compiled.sql)
                     finally:
                         raw.close()
                 if error is not None:
                     raise exc.DBAPIError.instance(compiled.sql, values, error, sqlite3.Error)
+                if record is not None and self.on_changes is not None:
+                    self.on_changes()
                 return compiled.row(rows[0])
             done = gevent.event.AsyncResult()
-            self._inserts.append((compiled, values, done))
+            self._inserts.append((compiled, values, recorder, done))
             if not self._committing:
                 self._committing = True
                 gevent.spawn(self._group_commit)
@@ -556,7 +565,8 @@ class Database:
                         self._inserts.clear()
                         raw = self._checkout_raw()
                         try:
-                            items = [(compiled.sql, compiled.arguments(values)) for compiled, values, _ in batch]
+                            items = [(compiled.sql, compiled.arguments(values), recorder)
+                                     for compiled, values, recorder, _ in batch]
                             results = self._sqlite_run(raw, _insert_all, (items,), items[0][0])
                         finally:
                             raw.close()
@@ -564,12 +574,14 @@ class Database:
                     if not batch:
                         batch = list(self._inserts)
                         self._inserts.clear()
-                    for _, _, done in batch:
+                    for *_, done in batch:
                         done.set_exception(error)
                     if not isinstance(error, Exception):
                         raise
                     continue
-                for (compiled, values, done), (rows, error) in zip(batch, results):
+                if self.on_changes is not None and any(recorder is not None for _, _, recorder, _ in batch):
+                    self.on_changes()
+                for (compiled, values, _, done), (rows, error) in zip(batch, results):
                     if error is None:
                         done.set(compiled.row(rows[0]))
                     else:
@@ -737,15 +749,21 @@ def _statement(connection, sql, arguments):
 
 def _insert_all(connection, items):
     """One transaction of INSERTs: ``[(rows, None) or (None, IntegrityError)]``,
-    committed; any other error rolls it back and fails them all."""
+    committed; any other error rolls it back and fails them all. An item's
+    recorder, ``(row, record)``, writes the change log's row of what it stored."""
     results = []
     connection.execute('BEGIN IMMEDIATE')
     try:
-        for sql, arguments in items:
+        for sql, arguments, recorder in items:
             try:
-                results.append((connection.execute(sql, arguments).fetchall(), None))
+                rows = connection.execute(sql, arguments).fetchall()
             except sqlite3.IntegrityError as error:  # this statement is undone, not the transaction
                 results.append((None, error))
+                continue
+            if recorder is not None:
+                row, record = recorder
+                connection.execute(changes.SQLITE_RECORD, record(row(rows[0])))
+            results.append((rows, None))
         connection.execute('COMMIT')
     except BaseException:
         if connection.in_transaction:

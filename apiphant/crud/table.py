@@ -218,6 +218,7 @@ class Table:
         self.rules = Rules(name, self.actions, self._scope_columns, access=options['access'],
                            rules=options['rules'], owner=options['owner'], bypass=options['bypass'])
         self.watched = WATCH in self.actions
+        self._recorded = changes.created(name, self.sql.c.keys()) if self.watched else None  # SQLite's group commit
         self._prepared = storage.Once(lambda: schema.prepare(self.database, self))
         self._database = None
 
@@ -795,14 +796,16 @@ class Table:
         return Request(zip(self._visible_names, stored))
 
     def _plain_create(self):
-        """A create with no hook, no reference to check and no change to
-        record, outside a transaction."""
-        return not (self.watched or self._hooks['before_create'] or self._hooks['after_create']
-                    or getattr(self, 'references', None) or self.prepare().in_transaction())
+        """A create with no hook and no reference to check, outside a
+        transaction; in PostgreSQL, with no change to record (SQLite's group
+        commit records it)."""
+        database = self.prepare()
+        return not (self._hooks['before_create'] or self._hooks['after_create'] or getattr(self, 'references', None)
+                    or database.in_transaction() or self.watched and database.dialect != 'sqlite')
 
     def _insert(self, values):
         with violations(self):
-            stored = self.database.insert(self._sql_insert, {**self._checked(values), 'version': 1})
+            stored = self.database.insert(self._sql_insert, {**self._checked(values), 'version': 1}, self._recorded)
         return Request(zip(self.sql.c.keys(), stored))
 
 
