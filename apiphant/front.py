@@ -26,6 +26,11 @@ it completed, in order, in one write. Rules:
    says otherwise, ``Cache-Control: no-store``.
 4. What the front rejects itself is an ApiError, raised in llhttp's
    callbacks, so it has the application's JSON shape.
+6. An answer that goes on after its head (an ``apiphant.stream.Stream``, a
+   watch's events) is the connection's last: its head is sent (chunked,
+   ``Connection: close``), the stream takes the socket and the connection's
+   greenlet ends. A drain ends the streams first; a stream asked for during
+   a drain is closed unanswered, so that a proxy tries another process.
 """
 import io
 import logging

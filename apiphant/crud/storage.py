@@ -47,6 +47,11 @@ thread hop (group commit); each is answered only after that COMMIT. In
 PostgreSQL a create outside a transaction is one round trip (the INSERT in
 autocommit), and the statements are prepared on each connection.
 
+A ``transaction()`` writes, just before its COMMIT, the changes that the
+watched tables noted in it (``changes``), and once committed calls
+``on_changes`` (the process's ``watch.Live`` reads them then); SQLite's
+group commit writes a watched create's change in its own transaction.
+
 ``healthy()`` answers whether the database answered a bounded ``SELECT 1``
 within the last second; ``GET /health`` says 503 when one does not.
 """
