@@ -274,7 +274,7 @@ class Live:
     that feed them, from the first watcher on: the reader of the log, the
     heartbeat and PostgreSQL's listener; and, in a server, the pruner."""
 
-    def __init__(self, database, *, retention=600.0, heartbeat=15.0, max_watchers=10_000, max_per_client=100):
+    def __init__(self, database, *, retention=600.0, heartbeat=15.0, max_watchers=20_000, max_per_client=100):
         self.database = database
         self.retention, self.heartbeat = retention, heartbeat
         self.max_watchers, self.max_per_client = max_watchers, max_per_client
