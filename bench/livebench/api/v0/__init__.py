@@ -1,0 +1,1 @@
+"""Version 0: echo, and rows (watched)."""
