@@ -22,7 +22,7 @@ import logging
 
 import gevent
 
-__all__ = ['Stream', 'MAX_PENDING', 'HEADERS']
+__all__ = ['Stream', 'frame', 'MAX_PENDING', 'HEADERS']
 
 log = logging.getLogger('apiphant')
 
@@ -31,6 +31,11 @@ HEADERS = (('Content-Type', 'text/event-stream'), ('Cache-Control', 'no-store'),
            ('X-Accel-Buffering', 'no'))  # nginx passes it on as it comes
 _LAST_CHUNK = b'0\r\n\r\n'
 _READ, _WRITE = 1, 2
+
+
+def frame(data):
+    """``data`` as one chunk of a chunked body."""
+    return b'%x\r\n%s\r\n' % (len(data), data)
 
 
 class Stream:
@@ -62,12 +67,13 @@ class Stream:
             log.exception('an event stream to %s failed as it opened', client)
             self.end(cut=True)
 
-    def send(self, data):
-        """Send ``data`` (an event, whole); False when the stream has ended."""
+    def send(self, data, chunk=None):
+        """Send ``data`` (an event, whole; ``chunk``: the same framed as
+        a chunk, made once for many streams); False when the stream has ended."""
         if self.ended:
             return False
         if self.chunked:
-            data = b'%x\r\n%s\r\n' % (len(data), data)
+            data = chunk or frame(data)
         if self.pending is not None:  # behind already: after what waits
             self.pending += data
             if len(self.pending) > MAX_PENDING:

@@ -119,15 +119,16 @@ class Rules:
                 self._known[key] = clause
         return clause
 
-    def matching(self, dialect):
-        """The ``query.Match`` the current caller's rows must pass for
-        ``list`` (a watch's events), None when none holds, False when no
-        row passes (a value the caller does not have)."""
+    def listing(self):
+        """The ``list`` rule with the current caller's values in it (for a
+        watch's events, which ``query.compile_match`` judges), None when
+        none holds, False when no row passes (a value the caller does not
+        have)."""
         auth = self.caller()
         if auth is None or 'list' not in self.rules:
             return None
         try:
-            return query.compile_match(self._bind(self.rules['list'], auth), self.columns, _LIMITS, dialect)
+            return self._bind(self.rules['list'], auth)
         except _Unfit:
             return False
 

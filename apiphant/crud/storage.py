@@ -504,6 +504,13 @@ class Database:
                 gevent.spawn(self._group_commit)
             return done.get()
 
+    def data_version(self):
+        """SQLite: a number that changes when a connection other than the
+        hub's commits (another process, or this one's pool): ``PRAGMA
+        data_version`` on the hub's own connection, on the hub's thread."""
+        self.engine  # noqa: B018 - made with its Hub
+        return self._hub.connection().execute('PRAGMA data_version').fetchall()[0][0]  # all: no read left open
+
     def _postgresql(self, compiled, parameters, write=False):
         """One statement in autocommit on a connection of the pool, prepared."""
         raw = self._checkout_raw()

@@ -44,7 +44,7 @@ from apiphant.codec import decode, encode
 from apiphant.current import context
 from apiphant.dispatch import NOT_JSON, json_media_type
 from apiphant.errors import Invalid, ServiceUnavailable, TooManyRequests, UnsupportedMediaType
-from apiphant.stream import Stream
+from apiphant.stream import Stream, frame
 from apiphant.crud import changes, fields, query
 from apiphant.crud import settings as handed_settings
 
@@ -55,6 +55,9 @@ log = logging.getLogger('apiphant.crud')
 POLL_SQLITE = 0.05  # seconds between two reads of the log by a SQLite process that has watchers
 POLL_POSTGRESQL = 1.0  # seconds, likewise, for a NOTIFY lost with a connection
 BATCH = 1000  # changes read at once
+SLICE = 500  # events sent in a row before the hub's other work gets a turn
+_UNKNOWN = object()
+CONDITIONS = 10_000  # distinct conditions kept compiled; past it, forgotten (watchers keep theirs)
 RECENT = 5000  # changes kept in memory, for the resumes that need no query
 RETRY = b'retry: 1000\n\n'  # a client reconnects after a second
 _lives = {}  # Database: Live
@@ -146,10 +149,11 @@ class Watcher:
         return True
 
     def deliver(self, seq, event):
+        """Send ``event``, ``(data, chunk)``; or keep it while the watcher catches up."""
         if self.backlog is not None:
             self.backlog.append((seq, event))
         else:
-            self.stream.send(event)
+            self.stream.send(*event)
 
 
 def _key(matches):
@@ -169,6 +173,9 @@ class _Never:
         return False
 
 
+_NEVER = _Never()
+
+
 class Change:
     """A change read from the log, decoded once for all its watchers."""
 
@@ -183,14 +190,15 @@ class Change:
         self._events = {}
 
     def event(self, kind, visible):
-        """The event's bytes, made once per kind."""
+        """The event, ``(bytes, the same as a chunk)``, made once per kind."""
         found = self._events.get(kind)
         if found is None:
             if kind == 'delete':
                 data = b'{"id":%d}' % self.key
             else:
                 data = encode({name: self.raw_after.get(name) for name in visible})
-            found = self._events[kind] = b'id: %d\nevent: %s\ndata: %s\n\n' % (self.seq, kind.encode(), data)
+            event = b'id: %d\nevent: %s\ndata: %s\n\n' % (self.seq, kind.encode(), data)
+            found = self._events[kind] = (event, frame(event))
         return found
 
 
@@ -283,6 +291,7 @@ class Live:
         self.shapes = {}  # name: _Shape, of every table that records changes in the database
         self.watching = 0  # watchers counted in (joined or about to)
         self.clients = collections.Counter()
+        self.conditions = {}  # the JSON of (table, where, bound rule, scopes): their Matches
         self.frontier = None  # the number of the last change fanned out; None: not read yet
         self.recent = collections.deque(maxlen=RECENT)  # Change, for resumes
         self.recent_from = None  # the frontier when ``recent`` began: it holds every change after it
@@ -314,22 +323,28 @@ class Live:
 
     def matches(self, table, request):
         """The ``Match``es a row must pass for the caller of ``request``:
-        its where, the table's list rule, its scopes."""
+        its where, the table's list rule, its scopes; the same tuple for
+        watchers of the same conditions (the fan-out judges it once)."""
+        where, rule = request.get('where'), table.rules.listing()
+        scopes = [scoped for scoped in (function(request) for function in table._scopes) if scoped is not None]
+        try:
+            key = orjson.dumps([table.name, where, rule, scopes], option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # a value JSON does not hold: compiled for this watcher alone (the checks say why)
+            key = None
+        found = self.conditions.get(key) if key is not None else None
+        if found is not None:
+            return found
         dialect = self.database.dialect
-        found = []
-        where = query.compile_match(request.get('where'), table._query_columns, table.limits, dialect)
-        if where is not None:
-            found.append(where)
-        rule = table.rules.matching(dialect)
-        if rule is False:
-            found.append(_Never())
-        elif rule is not None:
-            found.append(rule)
-        for function in table._scopes:
-            scoped = function(request)
-            if scoped is not None:
-                found.append(query.compile_match(scoped, table._scope_columns, query.Limits(), dialect))
-        return tuple(found)
+        parts = [query.compile_match(where, table._query_columns, table.limits, dialect)]
+        parts.append(_NEVER if rule is False else
+                     query.compile_match(rule, table.rules.columns, query.Limits(), dialect) if rule else None)
+        parts += [query.compile_match(scoped, table._scope_columns, query.Limits(), dialect) for scoped in scopes]
+        found = tuple(part for part in parts if part is not None)
+        if key is not None:
+            if len(self.conditions) >= CONDITIONS:
+                self.conditions.clear()
+            self.conditions[key] = found
+        return found
 
     # Joining and leaving
 
@@ -357,12 +372,12 @@ class Live:
         if reset:
             stream.send(b'id: %d\nevent: reset\ndata: {}\n\n' % upto)
         for event in replay:
-            if not stream.send(event):
+            if not stream.send(*event):
                 return
         stream.send(b'id: %d\nevent: ready\ndata: {}\n\n' % upto)
         backlog, watcher.backlog = watcher.backlog, None
         for _, event in backlog:
-            stream.send(event)
+            stream.send(*event)
 
     def _missed(self, watcher, last, upto):
         """The events of the changes in (last, upto] that ``watcher``
@@ -419,9 +434,17 @@ class Live:
 
     def _read(self):
         poll = POLL_POSTGRESQL if self.postgresql else POLL_SQLITE
+        version = None
         while True:
-            self.wake.wait(poll)
+            woken = self.wake.wait(poll)
             self.wake.clear()
+            if not woken and not self.postgresql:  # a poll: read only when a commit changed the file
+                try:
+                    seen, version = version, self.database.data_version()
+                except Exception:  # the read below says what (and sleeps)
+                    seen = None
+                if seen is not None and seen == version:
+                    continue
             if not self.tables:
                 if self.frontier is not None:
                     with self.reading:
@@ -449,21 +472,33 @@ class Live:
                 change = self._change(*row)
                 place = self.tables.get(change.table)
                 if place is not None:
-                    visible = self.shapes[change.table].visible
-                    sent = 0
-                    for watcher in place.candidates(change):
-                        event = _event(watcher, change, visible)
-                        if event is not None:
-                            watcher.deliver(change.seq, event)
-                            sent += 1
-                    if metrics.PROCESS is not None:
-                        metrics.PROCESS.watch_events += sent
+                    self._fan_out(place, change)
                 if len(self.recent) == self.recent.maxlen:
                     self.recent_from = self.recent[0].seq
                 self.recent.append(change)
                 self.frontier = change.seq
             if len(rows) < BATCH:
                 return
+
+    def _fan_out(self, place, change):
+        """Deliver ``change`` to the watchers of ``place`` that see it: one
+        verdict per distinct set of conditions, the hub's other work let in
+        every SLICE sends (the caller holds ``reading``, so no watcher joins
+        and no heartbeat goes out meanwhile)."""
+        visible = self.shapes[change.table].visible
+        verdicts = {}
+        sent = 0
+        for watcher in place.candidates(change):
+            event = verdicts.get(watcher.matches, _UNKNOWN)
+            if event is _UNKNOWN:
+                event = verdicts[watcher.matches] = _event(watcher, change, visible)
+            if event is not None and not watcher.stream.ended:
+                watcher.deliver(change.seq, event)
+                sent += 1
+                if not sent % SLICE:
+                    gevent.sleep(0)
+        if metrics.PROCESS is not None:
+            metrics.PROCESS.watch_events += sent
 
     def _change(self, seq, table, op, at, before, after):
         shape = self.shapes.get(table)
@@ -497,13 +532,17 @@ class Live:
             now = time.time()
             if self.frontier is None:
                 continue
-            beat = b': \nid: %d\n\n' % self.frontier
-            for place in list(self.tables.values()):
-                for watcher in place.watchers():
-                    if watcher.expires is not None and watcher.expires <= now:
-                        watcher.stream.end()
-                    elif watcher.backlog is None:
-                        watcher.stream.send(beat)
+            with self.reading:  # not amid a fan-out: its events may be past the frontier
+                beat = b': \nid: %d\n\n' % self.frontier
+                sent = 0
+                for place in list(self.tables.values()):
+                    for watcher in place.watchers():
+                        if watcher.expires is not None and watcher.expires <= now:
+                            watcher.stream.end()
+                        elif watcher.backlog is None and watcher.stream.send(beat):
+                            sent += 1
+                            if not sent % SLICE:
+                                gevent.sleep(0)
 
     def serve(self):
         """The server starts: prune the log every minute (or half the
