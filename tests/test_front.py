@@ -82,6 +82,25 @@ def test_http_2_0_is_505(proto):
     assert answer.startswith(b'HTTP/1.1 505 ')
 
 
+@pytest.mark.parametrize('version', [b'2.0', b'0.9'])
+@pytest.mark.parametrize('connection', [b'Connection: keep-alive', b'Proxy-Connection: keep-alive'])
+def test_a_version_kept_alive_by_its_header_is_still_505(proto, version, connection):
+    """The front knows HTTP/1.1 without asking llhttp for the version when a
+    request is kept alive with no Connection header: a header asking to keep
+    another version alive does not pass for 1.1."""
+    answer = exchange_and_close(proto, b'POST /api/v0/echo/read HTTP/%s\r\nHost: x\r\n%s\r\nContent-Type: '
+                                b'application/json\r\nContent-Length: 2\r\n\r\n{}' % (version, connection))
+    assert answer.startswith(b'HTTP/1.1 505 ')
+
+
+def test_http_1_0_kept_alive_by_proxy_connection_is_1_0(proto):
+    with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
+        sock.sendall(b'POST /api/v0/echo/read HTTP/1.0\r\nContent-Type: application/json\r\n'
+                     b'Proxy-Connection: keep-alive\r\nContent-Length: 2\r\n\r\n{}')
+        answer = sock.recv(65536)
+    assert b'Connection: keep-alive' in answer and answer.endswith(OK_ECHO)
+
+
 def test_request_line_too_long_is_414(proto):
     answer = exchange_and_close(proto, b'POST /' + b'a' * 8200 + b' HTTP/1.1\r\nHost: x\r\n\r\n')
     assert answer.startswith(b'HTTP/1.1 414 ') and answer.endswith(b'{"error":"414 URI Too Long"}')
