@@ -124,6 +124,8 @@ class Front:
         self.body_timeout = body_timeout
         self.keepalive_timeout = keepalive_timeout
         self.access_log = access_log
+        # Its bound __call__: CPython calls a bound method for less than an object with __call__.
+        self.log_request = None if access_log is None else access_log.__call__
         self.heartbeat = heartbeat
         self.connections = set()
         self.streams = set()  # apiphant.stream.Stream: answers going on, which no connection greenlet holds
@@ -550,9 +552,9 @@ class Connection:
         """The response to ``message`` and whether the connection closes after it."""
         front = self.front
         app = front.app
-        access_log = front.access_log
+        log_request = front.log_request
         metrics = front.metrics
-        started = time.perf_counter() if access_log is not None or metrics is not None else 0
+        started = time.perf_counter() if log_request is not None or metrics is not None else 0
         url = message.url
         query = url.find(b'?')
         path = url if query < 0 else url[:query]
@@ -582,8 +584,8 @@ class Connection:
             took = time.perf_counter() - started
             if metrics is not None:
                 metrics.request_finished(route.path if route is not None else None, status, took)
-            if access_log is not None:
-                access_log(client, method, path, status, took, request_id)
+            if log_request is not None:
+                log_request(client, method, path, status, took, request_id)
         close = not message.keep_alive or must_close or (last and front.draining)  # draining: after the last answer
         status = _STATUS.get(status) or status.encode('latin-1')
         request_id = request_id.encode('latin-1')
