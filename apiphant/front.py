@@ -174,6 +174,19 @@ class Front:
             if self.heartbeat is not None:
                 self.heartbeat()
 
+    def route(self, url):
+        """``(path, route)`` of a request target: its path without the
+        query, in the origin form (``/path``) or the absolute form
+        (``http://host/path``); the route None when none has that path."""
+        query = url.find(b'?')
+        path = url if query < 0 else url[:query]
+        if path[:1] != b'/':
+            try:
+                path = parse_url(url).path or b''
+            except HttpParserError:
+                path = b''
+        return path, self.routes.get(path)
+
     def _end_overdue(self, now):
         for connection in [c for c in self.connections if c.deadline < now]:
             connection.end()
@@ -555,16 +568,10 @@ class Connection:
         log_request = front.log_request
         metrics = front.metrics
         started = time.perf_counter() if log_request is not None or metrics is not None else 0
-        url = message.url
-        query = url.find(b'?')
-        path = url if query < 0 else url[:query]
+        path = message.url
         route = front.routes.get(path)
-        if route is None and path[:1] != b'/':  # the absolute form, http://host/path
-            try:
-                path = parse_url(url).path or b''
-            except HttpParserError:
-                path = b''
-            route = front.routes.get(path)
+        if route is None:  # a query, the absolute form, or no such route
+            path, route = front.route(path)
         method = _METHODS.get(message.method) or message.method.decode('latin-1')
         given_id = message.given_id
         client = front.proxies.client(self.client, message.forwarded_for, message.real_ip) if self.via_proxy \
