@@ -131,7 +131,7 @@ class Front:
         self.streams = set()  # apiphant.stream.Stream: answers going on, which no connection greenlet holds
         self.draining = False
         self.grace_end = FOREVER
-        self.now = time.monotonic()
+        self._tick_clock(time.monotonic())
         self.date = b''
         self._tick_date()
         self.server = StreamServer(listener, self._handle)
@@ -156,6 +156,15 @@ class Front:
         finally:
             metrics.connection_closed()
 
+    def _tick_clock(self, now):
+        """The coarse clock moves on, and with it the deadlines of a head,
+        a body or an idle keep-alive connection that begin this second (a
+        request pays no arithmetic for them)."""
+        self.now = now
+        self.head_due = now + self.head_timeout
+        self.body_due = now + self.body_timeout
+        self.idle_due = self.grace_end if self.draining else now + self.keepalive_timeout
+
     def _tick_date(self):
         self.date = time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime()).encode()
 
@@ -164,7 +173,7 @@ class Front:
         connections past their deadline are ended."""
         while True:
             gevent.sleep(1.0)
-            self.now = time.monotonic()
+            self._tick_clock(time.monotonic())
             self._tick_date()
             self._end_overdue(self.now)
             if self.access_log is not None:
@@ -202,7 +211,7 @@ class Front:
         for stream in list(self.streams):  # ended cleanly: their clients resume elsewhere
             stream.end()
         started = time.monotonic()
-        self.grace_end = started + min(DRAIN_GRACE, timeout)
+        self.grace_end = self.idle_due = started + min(DRAIN_GRACE, timeout)
         for connection in list(self.connections):
             if connection.state is IDLE:
                 connection.deadline = self.grace_end
@@ -293,7 +302,7 @@ class Connection:
         self.via_proxy = bool(front.proxies) and front.proxies.trusts(self.client)
         self.parser = HttpRequestParser(self)
         self.state = IDLE
-        self.deadline = front.now + front.head_timeout  # a first byte is due at once
+        self.deadline = front.head_due  # a first byte is due at once
         self.message = None  # the request being received
         self.done = []  # the requests received whole, waiting for their answers
         self.head_size = 0
@@ -314,7 +323,7 @@ class Connection:
         self.message = Message(part)
         if self.state is IDLE:  # a request that follows another in the same read
             self.state = HEAD
-            self.deadline = self.front.now + self.front.head_timeout
+            self.deadline = self.front.head_due
             self.head_size = 0
         if len(part) > MAX_LINE:
             raise ApiError(414)
@@ -355,12 +364,8 @@ class Connection:
 
     def on_headers_complete(self):
         message = self.message
-        headers = message.headers
-        if len(headers) > MAX_HEADERS or self.head_size > MAX_HEADER and any(
-                len(name) + len(value) > MAX_HEADER for name, value in headers):
+        if len(message.headers) > MAX_HEADERS or self.head_size > MAX_HEADER and _too_large(message, self.head_size):
             raise ApiError(431)
-        if self.head_size > MAX_HEAD and _head_length(message) > MAX_HEAD:
-            raise ApiError(431)  # whole in one read: the check after feed() did not see it
         parser = self.parser
         # llhttp takes HTTP/0.9, 1.0, 1.1 and 2.0 only, and keeps only 1.1
         # alive without a Connection header: then the version is known
@@ -390,7 +395,7 @@ class Connection:
             self.sock.sendall(_CONTINUE)
         self.state = BODY
         self.body_start = self.front.now
-        self.deadline = self.body_start + self.front.body_timeout
+        self.deadline = self.front.body_due
 
     def on_body(self, chunk):
         message = self.message
@@ -429,7 +434,7 @@ class Connection:
                     return
                 if self.state is IDLE:
                     self.state = HEAD
-                    self.deadline = front.now + front.head_timeout
+                    self.deadline = front.head_due
                     self.head_size = 0
                 self.head_size += len(data)
                 reject = None
@@ -453,7 +458,7 @@ class Connection:
                     if not self._answer_all(reject):
                         return
                     if self.state is IDLE:
-                        self.deadline = front.grace_end if front.draining else front.now + front.keepalive_timeout
+                        self.deadline = front.idle_due  # the drain's grace end while it drains
                     else:
                         self.deadline = resume
         finally:
@@ -553,7 +558,7 @@ class Connection:
         send = self.sock.send
         try:
             while sent < len(out):
-                self.deadline = front.now + front.body_timeout
+                self.deadline = front.body_due
                 sent += send(view[sent:sent + SEND_CHUNK])
         except OSError:
             log.warning('%s took no byte of its answer for %ss: cut after %d of %d bytes', self.client,
@@ -622,6 +627,14 @@ class Connection:
             self.sock.shutdown(2)
         except OSError:
             pass
+
+
+def _too_large(message, received):
+    """Whether a header of ``message`` is longer than MAX_HEADER, or its
+    head than MAX_HEAD (a head whole in one read of ``received`` bytes,
+    which the check after feed() did not see)."""
+    return any(len(name) + len(value) > MAX_HEADER for name, value in message.headers) or (
+        received > MAX_HEAD and _head_length(message) > MAX_HEAD)
 
 
 def _head_length(message):
