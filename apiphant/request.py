@@ -36,7 +36,7 @@ class Request(dict):
     def copy(self):
         """A shallow copy, still a Request."""
         copied = _new(Request)
-        _update(copied, self)
+        copied |= self  # |= costs less than a call of dict.update
         return copied
 
     def __reduce__(self):
@@ -47,14 +47,13 @@ class Request(dict):
 
 
 _new = dict.__new__
-_update = dict.update
 
 
 def from_dict(value):
     """A Request of a plain dict (from the JSON decoder), objects inside too.
     A flat dict, the common request, is not walked."""
     request = _new(Request)
-    _update(request, value)
+    request |= value
     for item in value.values():
         kind = type(item)
         if kind is dict or kind is list:
@@ -84,7 +83,7 @@ def wrap_nested(root):
             kind = type(value)
             if kind is dict:
                 wrapped = _new(Request)
-                _update(wrapped, value)
+                wrapped |= value
             elif kind is list:
                 wrapped = list(value)
             else:
