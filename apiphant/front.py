@@ -250,16 +250,28 @@ class Message:
         self.given_id = self.forwarded_for = self.real_ip = self.origin = self.authorization = None
 
 
-# Headers the front itself reads, by name as clients send them (else lower-cased).
+# Headers the front itself reads, by lower-case name (0: one it does not read).
 (_LENGTH, _CODING, _EXPECT, _ID, _FORWARDED_FOR, _REAL_IP, _HOST, _TYPE, _ENCODING, _ORIGIN, _AUTHORIZATION,
- _CONNECTION) = range(12)
+ _CONNECTION) = range(1, 13)
 _WATCHED = {b'content-length': _LENGTH, b'transfer-encoding': _CODING, b'expect': _EXPECT, b'x-request-id': _ID,
             b'x-forwarded-for': _FORWARDED_FOR, b'x-real-ip': _REAL_IP, b'host': _HOST, b'content-type': _TYPE,
             b'content-encoding': _ENCODING, b'origin': _ORIGIN, b'authorization': _AUTHORIZATION,
             b'connection': _CONNECTION, b'proxy-connection': _CONNECTION}
-_WATCHED.update({name.title(): slot for name, slot in _WATCHED.items()})
-_WATCHED.update({b'X-Request-ID': _ID, b'X-Real-IP': _REAL_IP})
-_WATCHED_SIZES = {len(name) for name in _WATCHED}
+# The slot of every header name met, as clients send it:
+# one look-up a header, a name lower-cased the first time only. At most
+# _NAMES short names are kept, so that clients inventing names cannot grow
+# it; past that, a name not kept is lower-cased each time.
+_SLOTS = {**_WATCHED, **{name.title(): slot for name, slot in _WATCHED.items()},
+          b'X-Request-ID': _ID, b'X-Real-IP': _REAL_IP}
+_NAMES = 2000
+
+
+def _slot(name):
+    slot = _WATCHED.get(name.lower(), 0)
+    if len(_SLOTS) < _NAMES and len(name) <= 64:
+        _SLOTS[name] = slot
+    return slot
+
 
 # What a connection is doing, for its deadline (see Connection).
 IDLE, HEAD, BODY = 'idle', 'head', 'body'
@@ -331,10 +343,10 @@ class Connection:
     def on_header(self, name, value):
         message = self.message
         message.headers.append((name, value))  # sizes are checked once the head is whole
-        slot = _WATCHED.get(name)
-        if slot is None and len(name) in _WATCHED_SIZES:
-            slot = _WATCHED.get(name.lower())
-        if slot is not None:  # the usual ones first: Host, Content-Type, Content-Length
+        slot = _SLOTS.get(name)
+        if slot is None:  # a name not met yet, as it is written
+            slot = _slot(name)
+        if slot:  # the usual ones first: Host, Content-Type, Content-Length
             if slot == _HOST:
                 message.hosts += 1
             elif slot == _TYPE:

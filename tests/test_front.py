@@ -179,6 +179,20 @@ def test_http_1_1_keeps_alive_unless_close(proto):
             assert answer.endswith(OK_ECHO) and b'Connection:' not in answer
 
 
+def test_header_names_are_read_in_any_case(proto):
+    """The front reads its headers whatever their case, the first time a
+    name is met and after (it remembers the names it met)."""
+    odd = (b'POST /api/v0/echo/read HTTP/1.1\r\nhOST: x\r\nCONTENT-TYPE: application/json\r\n'
+           b'x-request-id: odd-case-1\r\ncontent-LENGTH: 2\r\n\r\n{}')
+    with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
+        for _ in range(2):
+            sock.sendall(odd)
+            answer = sock.recv(65536)
+            assert answer.startswith(b'HTTP/1.1 200 ') and b'X-Request-Id: odd-case-1\r\n' in answer
+    answer = exchange_and_close(proto, odd.replace(b'hOST: x', b'hOST: x\r\nHoSt: y'))
+    assert answer.startswith(b'HTTP/1.1 400 ')
+
+
 def test_head_and_other_methods_get_json_405(proto):
     answer = exchange_and_close(proto, b'HEAD /api/v0/echo/read HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
     assert answer.startswith(b'HTTP/1.1 405 ') and b'Allow: POST' in answer
