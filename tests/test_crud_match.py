@@ -20,6 +20,7 @@ from apiphant.crud import Column, Database, Table
 from apiphant.crud import query
 from apiphant.crud.query import OPERATORS, Limits, Match, compile_match, compile_where
 from apiphant.errors import Invalid
+from test_crud_query import _keys  # the keys a where names, operators too
 from test_crud import BACKENDS, store
 from test_crud_query import BAD_WHERES, FIELDS as THINGS_FIELDS
 
@@ -192,16 +193,6 @@ def test_every_operator_has_cases_on_both_sides():
         for key in _keys(where):
             answers[key].add(expected_on(expected, 'sqlite'))
     assert not [key for key in [*OPERATORS, '$and', '$or', '$not'] if answers[key] != {True, False}]
-
-
-def _keys(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield key
-            yield from _keys(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _keys(item)
 
 
 @pytest.mark.parametrize('where, keys', [

@@ -148,10 +148,10 @@ class Watcher:
                 return False
         return True
 
-    def deliver(self, seq, event):
+    def deliver(self, event):
         """Send ``event``, ``(data, chunk)``; or keep it while the watcher catches up."""
         if self.backlog is not None:
-            self.backlog.append((seq, event))
+            self.backlog.append(event)
         else:
             self.stream.send(*event)
 
@@ -179,10 +179,10 @@ _NEVER = _Never()
 class Change:
     """A change read from the log, decoded once for all its watchers."""
 
-    __slots__ = ('seq', 'table', 'op', 'at', 'before', 'after', 'raw_after', 'key', '_events')
+    __slots__ = ('seq', 'table', 'at', 'before', 'after', 'raw_after', 'key', '_events')
 
-    def __init__(self, seq, table, op, at, before, after, kinds):
-        self.seq, self.table, self.op, self.at = seq, table, op, at
+    def __init__(self, seq, table, at, before, after, kinds):
+        self.seq, self.table, self.at = seq, table, at  # the log's op is told by the rows: no before, a create
         self.before = None if before is None else _typed(orjson.loads(before), kinds)
         self.raw_after = None if after is None else orjson.loads(after)
         self.after = None if self.raw_after is None else _typed(dict(self.raw_after), kinds)
@@ -376,7 +376,7 @@ class Live:
                 return
         stream.send(b'id: %d\nevent: ready\ndata: {}\n\n' % upto)
         backlog, watcher.backlog = watcher.backlog, None
-        for _, event in backlog:
+        for event in backlog:
             stream.send(*event)
 
     def _missed(self, watcher, last, upto):
@@ -493,7 +493,7 @@ class Live:
             if event is _UNKNOWN:
                 event = verdicts[watcher.matches] = _event(watcher, change, visible)
             if event is not None and not watcher.stream.ended:
-                watcher.deliver(change.seq, event)
+                watcher.deliver(event)
                 sent += 1
                 if not sent % SLICE:
                     gevent.sleep(0)
@@ -502,7 +502,7 @@ class Live:
 
     def _change(self, seq, table, op, at, before, after):
         shape = self.shapes.get(table)
-        return Change(seq, table, op, at, before, after, shape.kinds if shape is not None else ())
+        return Change(seq, table, at, before, after, shape.kinds if shape is not None else ())
 
     def _listen(self):
         """PostgreSQL: a connection of its own, LISTENing; each notice wakes the reader."""
