@@ -303,9 +303,12 @@ class Seams:
 
 
 def timed_log(access_log, phases):
-    """The AccessLog's call timed as `log`: a function, so the front calls it with nothing between."""
+    """The AccessLog's call timed as `log`: a function, so the front calls it
+    with nothing between; its tick (the reaper's write of what gathered) is
+    timed as `log` too."""
     timed = phases.wrap('log', access_log.__call__)
     timed.flush = access_log.flush
+    timed.tick = phases.wrap('log', access_log.tick)
     return timed
 
 

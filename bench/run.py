@@ -107,16 +107,18 @@ def tail(result):
 
 
 def table(measured):
-    """One row per stack: its median round, each figure followed by its ratio to apiphant's."""
-    base = _figures(median_round(measured['apiphant'])) if 'apiphant' in measured else None
+    """One row per stack: its median round, each figure followed by its ratio
+    to the first stack's (apiphant's, unless --only left it out)."""
+    first = next(iter(measured))
+    base = _figures(median_round(measured[first]))
     rows = [f'{"stack":<13} {"req/s":>8} {"/echo":>6} {"p50 ms":>7} {"/echo":>6} '
             f'{"p99 ms":>7} {"/echo":>6} {"p99/p50":>7} {"errors":>6} {"RSS MiB":>7} {"/echo":>6} '
             f'{"spread":>6} {"CPU us/req":>10} {"/echo":>6}']
-    base_cpu = _cpu(measured['apiphant']) if 'apiphant' in measured else None
+    base_cpu = _cpu(measured[first])
     for name, rounds in measured.items():
         chosen = median_round(rounds)
         figures = _figures(chosen)
-        ratios = [f'{value / of:5.2f}x' if base else '     -' for value, of in zip(figures, base or figures)]
+        ratios = [f'{value / of:5.2f}x' if of else '     -' for value, of in zip(figures, base)]
         throughputs = [each.result.requests_per_second for each in rounds]
         spread = (max(throughputs) - min(throughputs)) / statistics.median(throughputs)
         rows.append(f'{name:<13} {figures[0]:8.0f} {ratios[0]} {figures[1]:7.2f} {ratios[1]} '
