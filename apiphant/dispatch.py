@@ -14,8 +14,8 @@ from apiphant.auth import access as _access, identity
 from apiphant.codec import decode, encode
 from apiphant.cors import Cors
 from apiphant.current import RequestContext, current, enter, leave
-from apiphant.errors import (ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, TooManyRequests,
-                             UnsupportedMediaType, status_line)
+from apiphant.errors import (ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
+                             TooManyRequests, UnsupportedMediaType, status_line)
 from apiphant.limits import RateLimits, shed
 from apiphant.product import locate
 from apiphant.routing import Route, discover, start as start_providers
@@ -42,11 +42,16 @@ def health(environ):
     import sys
     storage = sys.modules.get('apiphant.crud.storage')  # a product without tables loads no SQLAlchemy
     if storage is not None and not storage.healthy():
-        from apiphant.errors import ServiceUnavailable
-        unavailable = ServiceUnavailable(True, retry_after=1)
-        unavailable.to_dict = lambda: {'ok': False, 'database': 'unavailable'}
-        raise unavailable
+        raise _NotReady('unavailable', retry_after=1)
     return {'ok': True}
+
+
+class _NotReady(ServiceUnavailable):
+    """/health's 503: ``{"ok": false, "database": <error>}``, the shape of
+    its 200 rather than an error's."""
+
+    def to_dict(self):
+        return {'ok': False, 'database': self.error}
 
 
 HEALTH = Route(path='/health', version='', target='', action='health', function=health,
@@ -229,7 +234,8 @@ class Application:
     def _finish(start_response, headers, status, extra, body):
         if type(body) is Stream:  # its events need apiphant's own front, which holds no greenlet per stream
             body.end(cut=True)
-            status, extra, body = '501 Not Implemented', (), ApiError(501, _STREAMS_NEED_FRONT).body()
+            unserved = ApiError(501, _STREAMS_NEED_FRONT)
+            status, extra, body = unserved.status_line, unserved.headers, unserved.body()
         headers.extend(extra)
         if status[:3] == '204':  # RFC 9110 8.6: no content, so neither its type nor its length
             headers = [header for header in headers if header[0] != 'Content-Type']
