@@ -20,6 +20,9 @@ __all__ = [
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
 _PHRASES.update({413: 'Content Too Large', 414: 'URI Too Long',
                  416: 'Range Not Satisfiable', 422: 'Unprocessable Content'})
+# Left out of __all__, which lists the API a product uses (each class is in the
+# README's errors table and in client.js, and tests hold them to it): the front
+# imports this table by name to encode each status line once.
 STATUS_LINES = {code: f'{code} {phrase}' for code, phrase in _PHRASES.items()}
 
 

@@ -22,10 +22,14 @@ it completed, in order, in one write. Rules:
    is not); a keep-alive connection may idle ``keepalive_timeout``; a
    response whose reader takes no byte for ``body_timeout`` is cut, and the
    cut is logged.
+4. What the front rejects itself is an ApiError, so it has the
+   application's JSON shape; it is answered after the requests completed
+   before it, and closes the connection. Most are raised in llhttp's
+   callbacks (414, 431, 413 ...) and come back as the cause of the parser's
+   error; serve() makes the 400 for what llhttp refuses to parse and the 431
+   for a head past 64 KiB over several reads.
 5. Every answer says ``X-Content-Type-Options: nosniff`` and, unless it
    says otherwise, ``Cache-Control: no-store``.
-4. What the front rejects itself is an ApiError, raised in llhttp's
-   callbacks, so it has the application's JSON shape.
 6. An answer that goes on after its head (an ``apiphant.stream.Stream``, a
    watch's events) is the connection's last: its head is sent (chunked,
    ``Connection: close``), the stream takes the socket and the connection's
@@ -61,8 +65,10 @@ MIN_BODY_RATE = 8192  # bytes a second a body may not fall below, after its firs
 SEND_CHUNK = 256 << 10  # what one send of a large answer offers the kernel
 
 _CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
-# What head() makes for a 200 on a kept-alive HTTP/1.1 connection, as one %
-# format: the answer to nearly every request. A test pins the two together.
+# The answer to nearly every request, as one % format: any status with no
+# extra headers, on a kept-alive HTTP/1.1 connection, to a method other than
+# HEAD. It is what head() makes for such an answer (a test pins the two
+# together, for a 200), but for a 204, to which head() gives no type or length.
 _ANSWER = (b'HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n'
            b'X-Request-Id: %s\r\nDate: %s\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n%s')
 _CORS_ANSWER = b'HTTP/1.1 %s\r\n%s' + _ANSWER[len(b'HTTP/1.1 %s\r\n'):]  # the same, with the CORS lines
