@@ -14,7 +14,8 @@ setup(
     license='MIT',
     python_requires='>=3.11',
     packages=find_packages(include=['apiphant', 'apiphant.*']) + ['apiphant.deploy_template', 'apiphant.product_template'],
-    # deploy_template/ (at the top of the repository) is installed as apiphant/deploy_template/.
+    # deploy_template/ and product_template/ (at the top of the repository) are installed as
+    # apiphant/deploy_template/ and apiphant/product_template/, which apiphant new renders.
     package_dir={'apiphant.deploy_template': 'deploy_template', 'apiphant.product_template': 'product_template'},
     package_data={'apiphant': ['client.js'],
                   'apiphant.deploy_template': ['*.sh', '*/*'],

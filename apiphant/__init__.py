@@ -2,23 +2,33 @@
 
 The modules, in the order a request meets them::
 
-    cli       the command line: decides the mode once (routes, worker,
-              parent of workers, alone), reading settings
-    server    serves one process: listens, says when ready, drains on SIGTERM
-              (workers: several processes on one port, under a parent)
-    front     the front facing clients: bytes on a socket become HTTP/1.1
-              messages (llhttp), with limits and deadlines; answers go back
-    limits    who asks (the client behind trusted proxies) and how much:
-              rate limits, the cap of requests in flight
-    dispatch  the hot path: a message's path to its Route, the body through
-              codec and request, one call of the action, its answer or error;
-              also a plain WSGI application
-    current   what the *current* request carries besides its JSON
-              (``apiphant.context``), set by dispatch around the action
-    routing   the route table, built once at start-up from the product's
-              modules (product finds and imports them)
-    errors    the one error hierarchy; validation's field() raises its 400s
-    crud      generated tables (a provider of actions, started with the server)
+    cli         the command line: decides the mode once (routes, worker,
+                parent of workers, alone), reading settings
+    server      the server process: listens, says when ready, drains on
+                SIGTERM (workers: several processes on one port, under a
+                parent); 0.2's name, so that 0.2's imports from it still work
+    front       the HTTP front, the part facing the network: bytes on a
+                socket become HTTP/1.1 messages (llhttp), with limits and
+                deadlines; answers go back
+    routing     the route table the front looks a path up in, built once at
+                start-up from the product's modules (product finds and
+                imports them)
+    dispatch    sends a message to its action: the hot path, from a Route to
+                an answer or an error; also a plain WSGI application
+    current     the *current* request: what it carries besides its JSON
+                (``apiphant.context``), set by dispatch around the call
+    limits      who asks (the client behind trusted proxies) and how much:
+                rate limits, the cap of requests in flight
+    auth        who calls and what they may do: its gate, run in dispatch,
+                checks the bearer token against the action's access
+    codec       the body's strict JSON decode into a request.Request (a dict
+                read by attribute), and the answer's encode
+    validation  field() and @strict in an action: a value, or a 400
+    crud        generated tables (a provider of actions, started with the
+                server)
+    stream      an answer that goes on (server-sent events): the front hands
+                it the socket
+    errors      the one error hierarchy: every error renders its own answer
 
 and beside the daemon: background (the scheduler of @seconds tasks, its own
 process), client (the Python client), openapi and docs (the API described,

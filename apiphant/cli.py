@@ -79,12 +79,11 @@ def main(argv=None):
         tokens.configure(args.auth_keys, args.auth_keys_file)
     except (ValueError, OSError) as error:
         sys.exit(f'apiphant: {error}')
-    fds = worker_fds()
     if args.routes:
         return list_routes(args)
     if args.openapi:
         return print_openapi(args)
-    if fds is not None:
+    if (fds := worker_fds()) is not None:
         return serve_as_worker(args, *fds)
     if args.address is None:
         args_parser.error('HOST:PORT is missing')

@@ -10,6 +10,7 @@ stuck in CPU longer than ``stuck_timeout`` stops beating and is killed, with
 SIGABRT first, so that faulthandler writes the stack it was stuck in to its
 log (as gunicorn does), then SIGKILL if it is still there.
 """
+import itertools
 import logging
 import os
 import signal
@@ -110,7 +111,7 @@ class Supervisor:
         self.stuck_timeout = stuck_timeout
         self.watched = watched
         self.workers = []
-        self.numbers = iter(range(1, 1 << 30))
+        self.numbers = itertools.count(1)
         self.stopping = gevent.event.Event()
         self.reload = gevent.event.Event()
 
