@@ -529,7 +529,7 @@ def _table_schemas(table, prefix):
            'required': ['id', 'version', *visible]}
     from apiphant.crud.table import link
     link(table.product)
-    expandable = table._expandable()
+    expandable = table.expandable()
     for name, column in table.references.items():
         if not column.hidden:  # expand answers the row in place of its id
             schema = row['properties'][name]

@@ -36,7 +36,7 @@ samples = Table('match_samples',
     seen_at=Column('datetime'),
     day=Column('date'),
 )
-FIELDS = samples._query_columns
+FIELDS = samples.query_columns
 T = samples.sql.c
 
 

@@ -27,7 +27,7 @@ things = Table('things',
     seen_at=Column('datetime'),
     secret=Column(str, hidden=True),
 )
-FIELDS = things._query_columns
+FIELDS = things.query_columns
 DIALECTS = [sqlite.dialect(), postgresql.dialect()]
 
 

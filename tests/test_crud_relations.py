@@ -334,7 +334,7 @@ def test_a_table_may_refer_to_itself_and_to_a_table_object():
                           "b = Table('b', a=Column(int, references=a, on_delete='set null'))")
     a, b = found['a'], found['b']
     assert (a.columns['parent'].target, b.columns['a'].target) == (a, a)
-    assert a._expandable() == ('parent', 'parent.parent') and b._expandable() == ('a', 'a.parent')
+    assert a.expandable() == ('parent', 'parent.parent') and b.expandable() == ('a', 'a.parent')
     assert sorted((table.name, column.name) for table, column in a._referrers) == [('a', 'parent'), ('b', 'a')]
 
 

@@ -48,7 +48,7 @@ def answer(table, error, values=None):
     kind, names = _named(table, error)
     if kind == 'FOREIGN KEY':
         if not names and values is not None and not hasattr(error, 'sqlstate'):
-            names = table._dangling(values)
+            names = table.dangling_references(values)
         if names and names[0] in table.references:
             return Invalid(names[0], f'no row of {table.references[names[0]].target.name} has this id')
     if kind == 'UNIQUE' and names:
@@ -68,14 +68,14 @@ def _named(table, error):
         kind, diag = _KINDS.get(sqlstate), error.diag
         if kind == 'NOT NULL':
             return kind, (diag.column_name,) if diag.column_name in table.columns else ()
-        return kind, table._constraints.get(diag.constraint_name, ())
+        return kind, table.constraint_fields.get(diag.constraint_name, ())
     match = _SQLITE.match(str(error))
     if match is None:
         return None, ()
     kind, what = match.groups()
     if kind == 'UNIQUE':
-        return kind, table._constraints.get(tuple(part.strip() for part in what.split(',')), ())
+        return kind, table.constraint_fields.get(tuple(part.strip() for part in what.split(',')), ())
     if kind == 'NOT NULL':
         column = what.rpartition('.')[2]
         return kind, (column,) if column in table.columns else ()
-    return kind, table._constraints.get((what or '').strip(), ())
+    return kind, table.constraint_fields.get((what or '').strip(), ())

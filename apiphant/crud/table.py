@@ -163,14 +163,15 @@ class Table:
             # serves list's orders, where null is the smallest value, as in SQLite.
             sa.Index(constraint_name('uq' if unique else 'ix', name, names), *(self.sql.c[n] for n in names),
                      unique=unique, postgresql_ops={n: 'NULLS FIRST' for n in names})
-        # What a database's report of a violation names, back to the fields.
-        self._constraints = {constraint_name('uq', name, names): names for names in self.uniques}
-        self._constraints.update({tuple(f'{name}.{n}' for n in names): names for names in self.uniques})
-        self._constraints.update({constraint_name('ck', name, (n,)): (n,) for n, column in self.columns.items()
-                                  if column.choices is not None})
+        # What a database's report of a violation names (a constraint, or SQLite's
+        # columns), back to the fields: integrity's answer on the field.
+        self.constraint_fields = {constraint_name('uq', name, names): names for names in self.uniques}
+        self.constraint_fields.update({tuple(f'{name}.{n}' for n in names): names for names in self.uniques})
+        self.constraint_fields.update({constraint_name('ck', name, (n,)): (n,) for n, column in self.columns.items()
+                                       if column.choices is not None})
         # References: resolved (by name, across the product) when the table is first prepared.
         self.references = {n: column for n, column in self.columns.items() if column.references is not None}
-        self._constraints.update({constraint_name('fk', name, (n,)): (n,) for n in self.references})
+        self.constraint_fields.update({constraint_name('fk', name, (n,)): (n,) for n in self.references})
         self._referrers = []  # (table, column) that reference this table, once linked
         self._linked = not self.references
         _TABLES.setdefault(self.product, weakref.WeakSet()).add(self)
@@ -183,16 +184,18 @@ class Table:
                                           kinds=('int', 'float'))
         c = self.sql.c
         self.visible = (c.id, c.version, *(c[n] for n in visible))
-        self._visible_names = [column.name for column in self.visible]
+        self.visible_names = [column.name for column in self.visible]  # the keys of a row answered, in order
         self._hidden = [n for n, column in self.columns.items() if column.hidden]
         texts = [n for n in visible if self.columns[n].kind.name == 'str']
-        self.text_places = tuple(self._visible_names.index(n) for n in texts)
+        self.text_places = tuple(self.visible_names.index(n) for n in texts)
         self.budget = Budget(max_answer_text, [(c[n], self.columns[n]) for n in texts], max_page_size)
         self.group_budgets = {n: Budget(max_answer_text, [(c[n], self.columns[n])], max_page_size)
                               for n in self.group_fields if n in texts}
-        self._query_columns = {n: (c[n], fields.ROW_KEY if n == 'id' else self.columns[n])
-                               for n in self.query_fields}
-        self._scope_columns = {'id': (c.id, fields.ROW_KEY), **{n: (c[n], column) for n, column in self.columns.items()}}
+        # {name: (SQL column, kind)} a client's where compiles against (query_fields) ...
+        self.query_columns = {n: (c[n], fields.ROW_KEY if n == 'id' else self.columns[n])
+                              for n in self.query_fields}
+        # ... and a scope's or a rule's (id and every column, hidden ones too)
+        self.scope_columns = {'id': (c.id, fields.ROW_KEY), **{n: (c[n], column) for n, column in self.columns.items()}}
         self._sort_columns = {n: c[n] for n in self.sort_fields}
         self._sort_kinds = {'id': fields.ROW_KEY, **self.columns}  # a cursor's values are parsed as a where's
         try:
@@ -214,8 +217,8 @@ class Table:
         self._sql_update = (update.where(c.id == key), update.where(c.id == key, c.version == version))
         self._sql_delete = (delete.where(c.id == key), delete.where(c.id == key, c.version == version))
         self._hooks = {hook: [] for hook in HOOKS}
-        self._scopes = []
-        self.rules = Rules(name, self.actions, self._scope_columns, access=options['access'],
+        self.scopes = []  # the functions given to @scope, in order
+        self.rules = Rules(name, self.actions, self.scope_columns, access=options['access'],
                            rules=options['rules'], owner=options['owner'], bypass=options['bypass'])
         self.watched = WATCH in self.actions
         self._recorded = changes.created(name, self.sql.c.keys()) if self.watched else None  # SQLite's group commit
@@ -291,7 +294,7 @@ class Table:
         own code calls the table's method; several scopes all hold. The
         request is the one the method got (``apiphant.context`` tells who
         sent it)."""
-        self._scopes.append(function)
+        self.scopes.append(function)
         return function
 
     def scoped(self, request, action='list'):
@@ -299,12 +302,12 @@ class Table:
         delete) and of the scopes for ``request``, or None."""
         rule = self.rules.condition(action) if self.rules.active else None
         clauses = [] if rule is None else [rule]
-        for function in self._scopes:
+        for function in self.scopes:
             where = function(request)
             if where is None:
                 continue
             try:
-                clauses.append(query.compile_where(where, self._scope_columns, _SCOPE_LIMITS))
+                clauses.append(query.compile_where(where, self.scope_columns, _SCOPE_LIMITS))
             except Invalid as error:  # the product's bug, not the client's
                 raise ValueError(f'the scope {function.__qualname__} of {self.name} returned {where!r}, '
                                  f'which is not a where: {error.explain}') from None
@@ -365,14 +368,14 @@ class Table:
             target._referrers.append((self, column))
         self._linked = True
 
-    def _expandable(self, depth=MAX_EXPAND_DEPTH):
+    def expandable(self, depth=MAX_EXPAND_DEPTH):
         """The paths ``expand`` may name: visible references, and theirs, to ``depth`` levels."""
         paths = []
         for name, column in self.references.items():
             if not column.hidden:
                 paths.append(name)
                 if depth > 1:
-                    paths += [f'{name}.{path}' for path in column.target._expandable(depth - 1)]
+                    paths += [f'{name}.{path}' for path in column.target.expandable(depth - 1)]
         return tuple(paths)
 
     def apiphant_actions(self):
@@ -540,7 +543,7 @@ class Table:
             if counted:
                 count = sa.select(sa.func.count()).select_from(self.sql)
                 meta['total_objects'] = connection.execute(count if where is None else count.where(where)).scalar_one()
-            names = self._visible_names
+            names = self.visible_names
             rows = [Request(zip(names, row)) for row in rows]
             if expand and rows:
                 self._expand(connection, rows, expand, request)
@@ -560,7 +563,7 @@ class Table:
         return rows
 
     def _sort_places(self, keys):
-        return [self._visible_names.index(key.name) for key in keys]
+        return [self.visible_names.index(key.name) for key in keys]
 
     def update_statement(self):
         """``UPDATE`` of this table that adds one to the ``version`` of each
@@ -574,7 +577,7 @@ class Table:
         """The condition of ``request['where']`` on this table's
         ``query_fields`` and of the table's scopes, or None when there is
         none; Invalid when the request's does not compile."""
-        condition = query.compile_where(request.get('where'), self._query_columns, self.limits)
+        condition = query.compile_where(request.get('where'), self.query_columns, self.limits)
         scoped = self.scoped(request)
         if scoped is None or condition is None:
             return scoped if condition is None else condition
@@ -593,7 +596,7 @@ class Table:
                                                           {'_keys': [value]}).first() is None:
                 raise Invalid(name, f'no row of {column.target.name} has this id')
 
-    def _dangling(self, values):
+    def dangling_references(self, values):
         """The references among ``values`` whose id has no row: what a
         failed foreign key was about, which SQLite's report does not say."""
         dangling = []
@@ -683,7 +686,7 @@ class Table:
         allowed = self.__dict__.get('_expand_paths')
         if allowed is None:  # once: the references are linked for good
             link(self.product)
-            allowed = self._expand_paths = self._expandable()
+            allowed = self._expand_paths = self.expandable()
         tree = {}
         for path in paths:
             if path not in allowed:
@@ -709,7 +712,7 @@ class Table:
                     statement = statement.where(scoped)
                 stored = connection.execute(statement, {'_keys': keys}).all()
                 target.budget.check_rows(stored, target.text_places)
-                found = {row[0]: Request(zip(target._visible_names, row)) for row in stored}
+                found = {row[0]: Request(zip(target.visible_names, row)) for row in stored}
                 if subtree and found:
                     target._expand(connection, list(found.values()), subtree, request)
             for row in rows:
@@ -793,7 +796,7 @@ class Table:
         stored = database.read_key(self._sql_read_locked if locked else self._sql_read, {'_key': key})
         if stored is None:
             raise NotFound()
-        return Request(zip(self._visible_names, stored))
+        return Request(zip(self.visible_names, stored))
 
     def _plain_create(self):
         """A create with no hook and no reference to check, outside a

@@ -219,7 +219,7 @@ class _Shape:
     def __init__(self, table):
         self.kinds = [(name, column.kind.parse) for name, column in table.columns.items()
                       if column.kind.name in ('datetime', 'date')]
-        self.visible = list(table._visible_names)
+        self.visible = list(table.visible_names)
 
 
 class _Table:
@@ -326,7 +326,7 @@ class Live:
         its where, the table's list rule, its scopes; the same tuple for
         watchers of the same conditions (the fan-out judges it once)."""
         where, rule = request.get('where'), table.rules.listing()
-        scopes = [scoped for scoped in (function(request) for function in table._scopes) if scoped is not None]
+        scopes = [scoped for scoped in (function(request) for function in table.scopes) if scoped is not None]
         try:
             key = orjson.dumps([table.name, where, rule, scopes], option=orjson.OPT_SORT_KEYS)
         except TypeError:  # a value JSON does not hold: compiled for this watcher alone (the checks say why)
@@ -335,10 +335,10 @@ class Live:
         if found is not None:
             return found
         dialect = self.database.dialect
-        parts = [query.compile_match(where, table._query_columns, table.limits, dialect)]
+        parts = [query.compile_match(where, table.query_columns, table.limits, dialect)]
         parts.append(_NEVER if rule is False else
                      query.compile_match(rule, table.rules.columns, query.Limits(), dialect) if rule else None)
-        parts += [query.compile_match(scoped, table._scope_columns, query.Limits(), dialect) for scoped in scopes]
+        parts += [query.compile_match(scoped, table.scope_columns, query.Limits(), dialect) for scoped in scopes]
         found = tuple(part for part in parts if part is not None)
         if key is not None:
             if len(self.conditions) >= CONDITIONS:
