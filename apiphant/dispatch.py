@@ -14,7 +14,7 @@ from apiphant.auth import access as _access, identity
 from apiphant.codec import decode, encode
 from apiphant.cors import Cors
 from apiphant.current import RequestContext, current, enter, leave
-from apiphant.errors import (ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
+from apiphant.errors import (STATUS_LINES, ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
                              TooManyRequests, UnsupportedMediaType, status_line)
 from apiphant.limits import RateLimits, shed
 from apiphant.product import locate
@@ -37,8 +37,9 @@ _CLIENT_ID = re.compile(r'[\w.:@/+=-]{1,128}', re.ASCII).fullmatch
 
 def health(environ):
     """Readiness: answers once start-up is complete, for load balancers and
-    reload scripts; 503 ``{"ok": false, "database": "unavailable"}`` while a
-    database of the product does not answer (checked at most once a second)."""
+    reload scripts; 503 ``{"error": "503 Service Unavailable", "ok": false,
+    "database": "unavailable"}`` while a database of the product does not
+    answer (checked at most once a second)."""
     import sys
     storage = sys.modules.get('apiphant.crud.storage')  # a product without tables loads no SQLAlchemy
     if storage is not None and not storage.healthy():
@@ -47,11 +48,11 @@ def health(environ):
 
 
 class _NotReady(ServiceUnavailable):
-    """/health's 503: ``{"ok": false, "database": <error>}``, the shape of
-    its 200 rather than an error's."""
+    """/health's 503: an error's shape, with its 200's ``ok`` (false) and
+    what is not ready, ``{"database": <error>}``."""
 
     def to_dict(self):
-        return {'ok': False, 'database': self.error}
+        return {'error': self.status_line, 'ok': False, 'database': self.error}
 
 
 HEALTH = Route(path='/health', version='', target='', action='health', function=health,
@@ -314,6 +315,9 @@ def _adding(start_response, headers):
     return adding
 
 
+_BODILESS = {code: STATUS_LINES[code] for code in (204, 304)}
+
+
 def _collect(function, request):
     """Run a ``@raw_response`` action and gather its answer in memory."""
     answer = []
@@ -331,10 +335,16 @@ def _collect(function, request):
     if not answer:
         raise TypeError(f'{function.__qualname__} did not call start_response')
     status, headers = answer
-    status_line(int(status[:3]))  # a ValueError for a status line that is not one
+    code = int(status[:3])
+    status_line(code)  # a ValueError for a status line that is not one
     if '\r' in status or '\n' in status:
         raise ValueError(f'a line break in the status {status!r}')
-    return status, _checked([(n, v) for n, v in headers if n.lower() != 'content-length']), b''.join(chunks)
+    body = b''.join(chunks)
+    if code in _BODILESS:  # RFC 9110 15.3.5, 15.4.5: sent without a length, a body would be read as the next answer
+        if body:
+            raise ValueError(f'{function.__qualname__} wrote {len(body)} bytes after a {code}, which has no content')
+        status = _BODILESS[code]  # the front knows these lines by identity
+    return status, _checked([(n, v) for n, v in headers if n.lower() != 'content-length']), body
 
 
 def _checked(headers):

@@ -65,16 +65,16 @@ MIN_BODY_RATE = 8192  # bytes a second a body may not fall below, after its firs
 SEND_CHUNK = 256 << 10  # what one send of a large answer offers the kernel
 
 _CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
-# The answer to nearly every request, as one % format: any status with no
-# extra headers, on a kept-alive HTTP/1.1 connection, to a method other than
-# HEAD. It is what head() makes for such an answer (a test pins the two
-# together, for a 200), but for a 204, to which head() gives no type or length.
+# The answer to nearly every request, as one % format: an answer with
+# content and no extra headers, on a kept-alive HTTP/1.1 connection, to a
+# method other than HEAD. It is what head() makes for such an answer (a test
+# pins the two together).
 _ANSWER = (b'HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n'
            b'X-Request-Id: %s\r\nDate: %s\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n%s')
 _CORS_ANSWER = b'HTTP/1.1 %s\r\n%s' + _ANSWER[len(b'HTTP/1.1 %s\r\n'):]  # the same, with the CORS lines
 _METHODS = {m.encode(): m for m in ('POST', 'GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS')}
 _STATUS = {line: line.encode() for line in STATUS_LINES.values()}
-_NO_CONTENT = _STATUS['204 No Content']
+_BODILESS = {_STATUS['204 No Content'], _STATUS['304 Not Modified']}  # dispatch gives them no content
 _CLOSE_QUIETLY = object()  # a rejection that closes without an answer of its own
 
 
@@ -82,7 +82,7 @@ def head(status, extra, request_id, payload, date, *, head_only=False, keep_aliv
          streamed=False):
     """A whole response: the status line (bytes), the ``extra`` headers (str
     pairs, checked by the application: no line breaks), the JSON type unless
-    ``extra`` names one, the length (neither for a 204; ``streamed``: chunked
+    ``extra`` names one, the length (neither for a 204 or a 304; ``streamed``: chunked
     instead, or, in HTTP/1.0, up to the close), the request id (unless None), the date,
     nosniff, no-store unless ``extra`` says how to cache, how the connection
     goes on, and ``payload`` unless ``head_only``."""
@@ -93,7 +93,7 @@ def head(status, extra, request_id, payload, date, *, head_only=False, keep_aliv
         typed = typed or lower == 'content-type'
         cached = cached or lower == 'cache-control'
         parts += (name.encode('latin-1'), b': ', value.encode('latin-1'), b'\r\n')
-    if status != _NO_CONTENT:  # RFC 9110 8.6: a 204 has no content, so no Content-Length
+    if status not in _BODILESS:  # RFC 9110 8.6: neither has content, so no Content-Length
         if not typed:
             parts.append(b'Content-Type: application/json\r\n')
         if not streamed:
@@ -630,11 +630,11 @@ class Connection:
             return head(status, extra, request_id, b'', front.date, keep_alive=False, http10=message.http10,
                         streamed=True), True
         if front.cors is not None and message.origin is not None:
-            if not extra and not close and not message.http10 and message.method != b'HEAD':
+            if payload and not extra and not close and not message.http10 and message.method != b'HEAD':
                 return _CORS_ANSWER % (status, front.cors.lines(message.origin), len(payload), request_id,
                                        front.date, payload), False
             extra = front.cors.add(extra, message.origin)
-        if not extra and not close and not message.http10 and message.method != b'HEAD':
+        if payload and not extra and not close and not message.http10 and message.method != b'HEAD':
             return _ANSWER % (status, len(payload), request_id, front.date, payload), False
         return head(status, extra, request_id, payload, front.date, head_only=message.method == b'HEAD',
                     keep_alive=not close, http10=message.http10), close

@@ -10,7 +10,8 @@ Rules, each pinned by tests/test_openapi.py against a real server:
   described with opaque bodies, under its own methods.
 - A status is documented only where the server can answer it: 400, 415 and
   413 where a body is read, 429 where a rate applies, 503 where the process
-  caps requests in flight or a table waits for its database, and the
+  caps requests in flight or a table waits for its database (``/health``'s
+  too: where the product has tables), and the
   statuses an action's own source raises (``raise NotFound()``). An action
   raising a status it computes gets a ``default`` error response.
 - Every error body is ``{"error": ...}``: a message, or a ``FieldError``.
@@ -185,7 +186,10 @@ class _Builder:
             answer = {'description': 'The action\'s own answer.', 'content': {media: {'schema': {}}}}
         else:
             answer = {'description': 'A JSON object.', 'content': _json({'type': 'object'})}
-        return request, answer, _raised(route.function)
+        raised = _raised(route.function)
+        if route.path == '/health' and 'apiphant.crud.storage' not in sys.modules:
+            raised.discard(503)  # what a 503 waits for, a database, this product has none
+        return request, answer, raised
 
     def custom(self, route):
         function = route.function

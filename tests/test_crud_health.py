@@ -12,7 +12,7 @@ import requests
 from conftest import PRODUCTS
 from test_crud import BACKENDS, POSTGRESQL, PRODUCT, ok, post, serve, store
 
-UNHEALTHY = {'ok': False, 'database': 'unavailable'}
+UNHEALTHY = {'error': '503 Service Unavailable', 'ok': False, 'database': 'unavailable'}
 
 
 def health(server):
@@ -141,6 +141,8 @@ def test_health_says_a_database_down_since_start_up():
     try:
         assert server.wait_for_output('unavailable at start-up')
         unhealthy(health(server))
+        documented = requests.get(f'{server.url}/api/openapi.json', timeout=10).json()['paths']['/health']
+        assert '503' in documented['get']['responses']  # a product with tables: its /health can be 503
     finally:
         server.stop()
 

@@ -244,6 +244,36 @@ def test_raw_response(proto):
     assert post(proto, '/api/v0/raw/update', b'[1]').json() == NOT_AN_OBJECT
 
 
+@pytest.mark.parametrize('status, line', [('204 No Content', b'204 No Content'), ('204 Nothing', b'204 No Content'),
+                                          ('304 Not Modified', b'304 Not Modified')])
+def test_a_raw_204_or_304_has_no_length_type_or_body_and_the_connection_goes_on(proto, status, line):
+    """RFC 9110 8.6: sent with a length or a body, the next answer on the
+    connection would be read wrong."""
+    request = (b'POST /api/v0/raw/update HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+               b'Content-Length: %d\r\n\r\n%s')
+    bare = orjson.dumps({'status': status})
+    echo = b'{"after": 1}'
+    with socket.create_connection((proto.host, proto.port), timeout=5) as sock:
+        sock.sendall(request % (len(bare), bare) + (request % (len(echo), echo)).replace(b'raw/update', b'echo/read'))
+        received = b''
+        while not received.endswith(b'"server":"proto"}'):
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    first, _, rest = received.partition(b'\r\n\r\n')
+    assert first.startswith(b'HTTP/1.1 ' + line + b'\r\n')
+    assert b'\ncontent-length:' not in first.lower() and b'\ncontent-type:' not in first.lower()
+    assert rest.startswith(b'HTTP/1.1 200 OK\r\n') and rest.endswith(b'{"after":1,"server":"proto"}')
+
+
+def test_a_raw_204_with_a_body_is_a_500_and_the_connection_goes_on(proto):
+    with requests.Session() as session:
+        response = session.post(proto.url + '/api/v0/raw/update', json={'status': '204 No Content', 'body': 'x'},
+                                timeout=10)
+        assert (response.status_code, response.json()) == (500, INTERNAL)
+        assert session.post(proto.url + '/api/v0/echo/read', json={'i': 1}, timeout=10).json()['i'] == 1
+
+
 def test_raw_response_header_injection_is_a_500(proto):
     response = post(proto, '/api/v0/raw/delete')
     assert (response.status_code, response.json()) == (500, INTERNAL)

@@ -266,6 +266,7 @@ def test_every_documented_status_of_the_example_is_real(served):
 class _Answer:
     def __init__(self, status, headers, body):
         self.status_code, self.headers, self._body = int(status[:3]), dict(headers), body
+        self.text = body
 
     def json(self):
         return json.loads(self._body)

@@ -15,6 +15,10 @@ def read(environ):
 
 @raw_response
 def update(request, start_response):
+    """201 text/plain; or the ``status`` and ``body`` the request names, with no header."""
+    if 'status' in request:
+        start_response(request['status'], [])
+        return [request.get('body', '').encode()]
     start_response('201 Created', [('Content-Type', 'text/plain')])
     return [b'raw ', request.get('word', 'body').encode()]
 
