@@ -14,8 +14,8 @@ from apiphant.auth import access as _access, identity
 from apiphant.codec import decode, encode
 from apiphant.cors import Cors
 from apiphant.current import RequestContext, current, enter, leave
-from apiphant.errors import (STATUS_LINES, ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable,
-                             TooManyRequests, UnsupportedMediaType, status_line)
+from apiphant.errors import (NO_CONTENT, STATUS_LINES, ApiError, MethodNotAllowed, NotFound, PayloadTooLarge,
+                             ServiceUnavailable, TooManyRequests, UnsupportedMediaType, status_line)
 from apiphant.limits import RateLimits, shed
 from apiphant.product import locate
 from apiphant.routing import Route, discover, start as start_providers
@@ -238,7 +238,7 @@ class Application:
             unserved = ApiError(501, _STREAMS_NEED_FRONT)
             status, extra, body = unserved.status_line, unserved.headers, unserved.body()
         headers.extend(extra)
-        if status[:3] == '204':  # RFC 9110 8.6: no content, so neither its type nor its length
+        if status in NO_CONTENT:  # neither a type nor a length (a raw 204 or 304 comes with its own line)
             headers = [header for header in headers if header[0] != 'Content-Type']
         else:
             headers.append(('Content-Length', str(len(body))))
@@ -315,9 +315,6 @@ def _adding(start_response, headers):
     return adding
 
 
-_BODILESS = {code: STATUS_LINES[code] for code in (204, 304)}
-
-
 def _collect(function, request):
     """Run a ``@raw_response`` action and gather its answer in memory."""
     answer = []
@@ -340,10 +337,10 @@ def _collect(function, request):
     if '\r' in status or '\n' in status:
         raise ValueError(f'a line break in the status {status!r}')
     body = b''.join(chunks)
-    if code in _BODILESS:  # RFC 9110 15.3.5, 15.4.5: sent without a length, a body would be read as the next answer
+    if STATUS_LINES.get(code) in NO_CONTENT:  # sent without a length, a body would be read as the next answer
         if body:
             raise ValueError(f'{function.__qualname__} wrote {len(body)} bytes after a {code}, which has no content')
-        status = _BODILESS[code]  # the front knows these lines by identity
+        status = STATUS_LINES[code]  # its own line, as the front and _finish know it
     return status, _checked([(n, v) for n, v in headers if n.lower() != 'content-length']), body
 
 

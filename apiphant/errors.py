@@ -22,8 +22,10 @@ _PHRASES.update({413: 'Content Too Large', 414: 'URI Too Long',
                  416: 'Range Not Satisfiable', 422: 'Unprocessable Content'})
 # Left out of __all__, which lists the API a product uses (each class is in the
 # README's errors table and in client.js, and tests hold them to it): the front
-# imports this table by name to encode each status line once.
+# imports these by name.
 STATUS_LINES = {code: f'{code} {phrase}' for code, phrase in _PHRASES.items()}
+# RFC 9110 6.4.1: the answers that have no content, so neither a type nor a length.
+NO_CONTENT = frozenset({STATUS_LINES[204], STATUS_LINES[304]})
 
 
 def status_line(status):

@@ -47,7 +47,7 @@ from gevent.server import StreamServer
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 
 from apiphant.current import Headers
-from apiphant.errors import STATUS_LINES, ApiError, PayloadTooLarge
+from apiphant.errors import NO_CONTENT, STATUS_LINES, ApiError, PayloadTooLarge
 from apiphant.limits import Proxies
 from apiphant.stream import Stream
 
@@ -74,7 +74,7 @@ _ANSWER = (b'HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d
 _CORS_ANSWER = b'HTTP/1.1 %s\r\n%s' + _ANSWER[len(b'HTTP/1.1 %s\r\n'):]  # the same, with the CORS lines
 _METHODS = {m.encode(): m for m in ('POST', 'GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS')}
 _STATUS = {line: line.encode() for line in STATUS_LINES.values()}
-_BODILESS = {_STATUS['204 No Content'], _STATUS['304 Not Modified']}  # dispatch gives them no content
+_NO_CONTENT = {_STATUS[line] for line in NO_CONTENT}  # dispatch gives them no body
 _CLOSE_QUIETLY = object()  # a rejection that closes without an answer of its own
 
 
@@ -93,7 +93,7 @@ def head(status, extra, request_id, payload, date, *, head_only=False, keep_aliv
         typed = typed or lower == 'content-type'
         cached = cached or lower == 'cache-control'
         parts += (name.encode('latin-1'), b': ', value.encode('latin-1'), b'\r\n')
-    if status not in _BODILESS:  # RFC 9110 8.6: neither has content, so no Content-Length
+    if status not in _NO_CONTENT:  # RFC 9110 8.6: no content, so no Content-Length
         if not typed:
             parts.append(b'Content-Type: application/json\r\n')
         if not streamed:

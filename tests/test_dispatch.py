@@ -334,6 +334,13 @@ def call(application, path, body=b'', method='POST', validate=True, **environ):
     return answer
 
 
+@pytest.mark.parametrize('status', ['204 No Content', '304 Not Modified'])
+def test_wsgi_a_raw_answer_without_content_has_neither_type_nor_length(application, status):
+    answer = call(application, '/api/v0/raw/update', orjson.dumps({'status': status}))
+    assert (answer['status'], answer['body']) == (status, b'')
+    assert 'Content-Type' not in answer['headers'] and 'Content-Length' not in answer['headers']
+
+
 def test_wsgi_echo(application):
     answer = call(application, '/api/v0/echo/read', b'{"a": 1}')
     assert answer['status'] == '200 OK'
